@@ -1,0 +1,65 @@
+# Every target installs what it needs first; nothing is fetched at run time.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.12, the Lambda runtime: pyenv's if present, else whatever python3.12 is on PATH.
+PYTHON ?= $(shell (pyenv prefix 3.12 >/dev/null 2>&1 && echo "$$(pyenv prefix 3.12)/bin/python3.12") || command -v python3.12 || command -v python3)
+VENV := .venv
+TOOLS := .venv-tools
+BIN := $(VENV)/bin
+# SAM CLI reads these even offline; dummy values keep it from looking for a profile.
+SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy PATH="$(dir $(PYTHON)):$$PATH"
+PYTEST_ARGS ?=
+
+.PHONY: help setup tools run test test-fast lint format validate build deploy openapi clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt layers/dependencies/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(TOOLS)/.installed: requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	touch $@
+
+setup: $(VENV)/.installed ## Create .venv with the runtime and dev dependencies
+
+tools: $(TOOLS)/.installed ## Create .venv-tools with SAM CLI and cfn-lint
+
+run: setup ## Start the local stack (API on $$PORT or 3000, OpenSearch on $$OPENSEARCH_PORT or 9200)
+	$(BIN)/python -m devstack
+
+test: setup tools ## Run every test tier that can run here, template checks included
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: setup ## Unit and integration tiers only
+	$(BIN)/pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+lint: setup ## ruff check, ruff format --check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+validate: tools ## cfn-lint and sam validate --lint on template.yaml
+	$(TOOLS)/bin/cfn-lint template.yaml
+	$(SAM_ENV) $(TOOLS)/bin/sam validate --lint --template template.yaml
+
+build: validate ## sam build (needs python3.12, found as above)
+	$(SAM_ENV) $(TOOLS)/bin/sam build --template template.yaml
+
+deploy: build ## sam deploy to the environment in samconfig.toml (ENV=dev by default; needs AWS credentials)
+	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam deploy --config-env $(or $(ENV),dev)
+
+openapi: setup ## Regenerate openapi.json from the code
+	PYTHONPATH=functions $(BIN)/python -m vector_tasks.handlers.openapi > openapi.json
+
+clean: ## Remove virtualenvs and build output
+	rm -rf $(VENV) $(TOOLS) .aws-sam .devstack

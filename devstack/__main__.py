@@ -1,0 +1,56 @@
+"""`python -m devstack` (what `make run` calls): start the local stack and serve until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from devstack.stack import LocalStack, StackConfig
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000)), help="API port (env PORT)")
+    parser.add_argument(
+        "--opensearch-port", type=int, default=int(os.environ.get("OPENSEARCH_PORT", 9200)), help="env OPENSEARCH_PORT"
+    )
+    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)), help="env MOTO_PORT")
+    parser.add_argument(
+        "--retry-after",
+        type=int,
+        default=int(os.environ["RETRY_AFTER"]) if os.environ.get("RETRY_AFTER") else None,
+        help="seconds before a failed SQS record is redelivered (default: the queue's visibility timeout)",
+    )
+    parser.add_argument("--server-log", type=Path, default=Path(".devstack/servers.log"), help="moto and osmem output")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    args.server_log.parent.mkdir(parents=True, exist_ok=True)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    with args.server_log.open("ab") as server_log:
+        config = StackConfig(
+            port=args.port,
+            opensearch_port=args.opensearch_port,
+            moto_port=args.moto_port,
+            retry_after=args.retry_after,
+            server_log=server_log,
+        )
+        with LocalStack(config) as stack:
+            print(f"API:        {stack.api_url}", flush=True)
+            print(f"OpenSearch: {stack.opensearch_url}", flush=True)
+            print(f"AWS (moto): {stack.aws_endpoint_url}", flush=True)
+            print("Local stack ready; Ctrl-C stops it.", flush=True)
+            stopping.wait()
+            print("Stopping the local stack.", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Creating template.yaml's tables and queues through the service APIs (moto or LocalStack)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from devstack.template import Template
+
+_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "BillingMode")
+# Emulated elsewhere (OpenSearch by osmem via the ExistingOpenSearchEndpoint parameter, functions
+# in-process, API Gateway by the local front) or meaningless locally (layers).
+_NOT_CREATED = {
+    "AWS::Serverless::Function",
+    "AWS::Serverless::Api",
+    "AWS::Serverless::LayerVersion",
+}
+
+
+def _create_table(template: Template, session: Any, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
+    client = session.client("dynamodb")
+    name = f"{template.values['AWS::StackName']}-{logical_id}"
+    client.create_table(TableName=name, **{k: template.resolve(props[k]) for k in _TABLE_KEYS if k in props})
+    client.get_waiter("table_exists").wait(TableName=name)
+    arn = client.describe_table(TableName=name)["Table"]["TableArn"]
+    return {"Ref": name, "Arn": arn}
+
+
+def _create_queue(template: Template, session: Any, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
+    client = session.client("sqs")
+    name = f"{template.values['AWS::StackName']}-{logical_id}"
+    attributes: dict[str, str] = {}
+    for key, value in template.resolve(props).items():
+        if key == "RedrivePolicy":
+            attributes[key] = json.dumps(value)
+        elif key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
+            attributes[key] = str(value)
+    url = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
+
+
+_CREATORS = {"AWS::DynamoDB::Table": _create_table, "AWS::SQS::Queue": _create_queue}
+
+
+def create_resources(template: Template, session: Any) -> None:
+    """Create every supported resource, each after the ones it references; fill template.physical."""
+    pending = {
+        logical_id: resource
+        for logical_id, resource in template.resources.items()
+        if resource["Type"] not in _NOT_CREATED and resource["Type"] != "AWS::OpenSearchService::Domain"
+    }
+    unsupported = {r["Type"] for r in pending.values()} - set(_CREATORS)
+    if unsupported:
+        raise ValueError(f"the local stack cannot create {sorted(unsupported)}")
+    while pending:
+        progressed = False
+        for logical_id, resource in list(pending.items()):
+            try:
+                template.resolve(resource.get("Properties", {}))
+            except ValueError:
+                continue  # references a resource not created yet
+            creator = _CREATORS[resource["Type"]]
+            template.physical[logical_id] = creator(template, session, logical_id, resource.get("Properties", {}))
+            del pending[logical_id]
+            progressed = True
+        if not progressed:
+            raise ValueError(f"cannot order the creation of {sorted(pending)}: unresolved references")

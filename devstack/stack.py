@@ -1,0 +1,134 @@
+"""Starting and stopping the whole local stack; `python -m devstack` and the e2e tests use this."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+
+from devstack.api_gateway import ApiGateway
+from devstack.event_sources import SqsPoller
+from devstack.lambda_runtime import LocalFunction
+from devstack.processes import ChildServer, start_moto, start_osmem
+from devstack.resources import create_resources
+from devstack.template import TEMPLATE_PATH, Template, load_template
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STACK_NAME = "vector-ingestion-local"
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+
+
+@dataclass
+class StackConfig:
+    port: int = 3000
+    opensearch_port: int = 9200
+    moto_port: int = 5000
+    host: str = "127.0.0.1"
+    stage: str = "dev"
+    retry_after: int | None = None  # see SqsPoller
+    server_log: IO[bytes] | None = None
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.servers: list[ChildServer] = []
+        self.pollers: list[SqsPoller] = []
+        self.gateway: ApiGateway | None = None
+        self.template: Template | None = None
+
+    @property
+    def api_url(self) -> str:
+        assert self.gateway is not None
+        return self.gateway.url
+
+    @property
+    def opensearch_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.opensearch_port}"
+
+    @property
+    def aws_endpoint_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.moto_port}"
+
+    def _environment(self) -> dict[str, str]:
+        """What every handler sees besides its template variables: credentials and endpoints."""
+        return {
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        c = self.config
+        self.servers.append(start_moto(c.moto_port, c.server_log))
+        self.servers.append(start_osmem(c.opensearch_port, c.server_log))
+        os.environ.update(self._environment())
+        session = boto3.Session()
+        template = Template(
+            load_template(TEMPLATE_PATH),
+            parameters={"Stage": c.stage, "ExistingOpenSearchEndpoint": self.opensearch_url, "OpenSearchAuth": "none"},
+            pseudo={
+                "AWS::Region": REGION,
+                "AWS::AccountId": ACCOUNT,
+                "AWS::Partition": "aws",
+                "AWS::URLSuffix": "amazonaws.com",
+                "AWS::StackName": STACK_NAME,
+            },
+        )
+        create_resources(template, session)
+        self.template = template
+        functions = [LocalFunction(spec, REGION, ACCOUNT) for spec in template.functions()]
+        # All functions share this process, so their variables must agree (they come from Globals).
+        merged: dict[str, str] = {}
+        for fn in functions:
+            for key, value in fn.spec.environment.items():
+                if merged.setdefault(key, value) != value:
+                    raise ValueError(f"functions disagree on {key}; the local stack runs them in one process")
+        os.environ.update(merged)
+        if str(FUNCTIONS_DIR) not in sys.path:
+            sys.path.insert(0, str(FUNCTIONS_DIR))
+        sqs = session.client("sqs")
+        for fn in functions:
+            for source in fn.spec.sqs_sources:
+                queue = template.physical[source.queue_logical_id]
+                self.pollers.append(
+                    SqsPoller(fn, source, queue["QueueUrl"], queue["Arn"], sqs, REGION, retry_after=c.retry_after)
+                )
+        self.gateway = ApiGateway(functions, c.host, c.port, c.stage)
+        self.gateway.start()
+        for poller in self.pollers:
+            poller.start()
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        self.pollers.clear()
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
+        for server in reversed(self.servers):
+            server.stop()
+        self.servers.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -1,0 +1,173 @@
+"""Reading template.yaml: CloudFormation short-form tags, intrinsic functions, SAM globals.
+
+Only what this project's template uses is supported; anything else fails loudly, so a new
+construct in the template cannot be silently mis-emulated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return document
+
+
+@dataclass
+class SqsEventSource:
+    queue_logical_id: str
+    batch_size: int
+    report_batch_item_failures: bool
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    handler: str
+    timeout: int
+    memory_size: int
+    environment: dict[str, str]
+    routes: list[tuple[str, str]] = field(default_factory=list)  # (METHOD, /path)
+    sqs_sources: list[SqsEventSource] = field(default_factory=list)
+
+
+class Template:
+    """A template with parameter values; resolves intrinsics against `physical` resource attributes."""
+
+    def __init__(self, document: dict[str, Any], parameters: dict[str, str], pseudo: dict[str, str]) -> None:
+        self.document = document
+        self.values: dict[str, Any] = dict(pseudo)
+        for name, spec in document.get("Parameters", {}).items():
+            self.values[name] = parameters.get(name, spec.get("Default"))
+        unknown = set(parameters) - set(document.get("Parameters", {}))
+        if unknown:
+            raise ValueError(f"template has no parameters {sorted(unknown)}")
+        # logical id -> {"Ref": ..., attribute: ...}, filled in as resources are created
+        self.physical: dict[str, dict[str, str]] = {}
+        self.conditions = {name: self._truth(expr) for name, expr in document.get("Conditions", {}).items()}
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        """Resources whose condition holds."""
+        return {
+            logical_id: resource
+            for logical_id, resource in self.document["Resources"].items()
+            if self.conditions.get(resource.get("Condition", ""), True)
+        }
+
+    def _truth(self, expr: dict[str, Any]) -> bool:
+        ((fn, args),) = expr.items()
+        if fn == "Fn::Equals":
+            return bool(self.resolve(args[0]) == self.resolve(args[1]))
+        if fn == "Fn::Not":
+            return not self._truth(args[0])
+        if fn == "Condition":
+            return bool(self.conditions[args])
+        raise ValueError(f"condition function {fn} is not supported locally")
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1 or not next(iter(value)).startswith(("Ref", "Fn::")):
+            return {k: self.resolve(v) for k, v in value.items()}
+        ((fn, args),) = value.items()
+        if fn == "Ref":
+            if args in self.values:
+                return self.values[args]
+            return self._attribute(args, "Ref")
+        if fn == "Fn::GetAtt":
+            logical_id, attribute = args
+            return self._attribute(logical_id, attribute)
+        if fn == "Fn::If":
+            name, when_true, when_false = args
+            return self.resolve(when_true if self.conditions[name] else when_false)
+        if fn == "Fn::Sub":
+            return self._sub(args)
+        raise ValueError(f"intrinsic {fn} is not supported locally")
+
+    def _attribute(self, logical_id: str, attribute: str) -> str:
+        try:
+            return self.physical[logical_id][attribute]
+        except KeyError:
+            raise ValueError(f"{logical_id}.{attribute} is not available locally") from None
+
+    def _sub(self, args: Any) -> str:
+        text, variables = (args, {}) if isinstance(args, str) else (args[0], args[1])
+        out, rest = "", text
+        while "${" in rest:
+            before, _, after = rest.partition("${")
+            name, _, rest = after.partition("}")
+            out += before
+            if name in variables:
+                out += str(self.resolve(variables[name]))
+            elif "." in name:
+                out += self._attribute(*name.split(".", 1))
+            else:
+                out += str(self.resolve({"Ref": name}))
+        return out + rest
+
+    def functions(self) -> list[FunctionSpec]:
+        function_globals = self.document.get("Globals", {}).get("Function", {})
+        specs = []
+        for logical_id, resource in self.resources.items():
+            if resource["Type"] != "AWS::Serverless::Function":
+                continue
+            props = {**function_globals, **resource["Properties"]}
+            variables = {
+                **function_globals.get("Environment", {}).get("Variables", {}),
+                **resource["Properties"].get("Environment", {}).get("Variables", {}),
+            }
+            spec = FunctionSpec(
+                logical_id=logical_id,
+                handler=props["Handler"],
+                timeout=int(props.get("Timeout", 3)),
+                memory_size=int(props.get("MemorySize", 128)),
+                environment={k: str(self.resolve(v)) for k, v in variables.items()},
+            )
+            for event in props.get("Events", {}).values():
+                event_props = event["Properties"]
+                if event["Type"] == "Api":
+                    spec.routes.append((event_props["Method"].upper(), event_props["Path"]))
+                elif event["Type"] == "SQS":
+                    queue_arn = event_props["Queue"]
+                    spec.sqs_sources.append(
+                        SqsEventSource(
+                            queue_logical_id=queue_arn["Fn::GetAtt"][0],
+                            batch_size=int(event_props.get("BatchSize", 10)),
+                            report_batch_item_failures="ReportBatchItemFailures"
+                            in event_props.get("FunctionResponseTypes", []),
+                        )
+                    )
+                else:
+                    raise ValueError(f"{logical_id}: event type {event['Type']} is not supported locally")
+            specs.append(spec)
+        return specs

@@ -1,0 +1,338 @@
+"""Tasks in one DynamoDB table.
+
+Layout (partition key `pk` = "<kind>#<task_id>"):
+  sk "TASK"          the task: status, counters, attempt, fingerprint; the only item the
+                     list indexes see (sparse GSIs `ByCreated` and `ByStatus`)
+  sk "CHUNK#00042"   one chunk of the task's items, zlib-compressed JSON
+  sk "RESULT#00042"  what the current attempt did with that chunk: counts and failures
+
+Every status change is a conditional write, and recording a chunk's result is one
+transaction with the task's counters, so a redelivered chunk can never count twice.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from vector_tasks.domain.model import (
+    ChunkOutcome,
+    ChunkRef,
+    Item,
+    ItemFailure,
+    Task,
+    TaskKind,
+    TaskPage,
+    TaskStatus,
+)
+
+TASK_SK = "TASK"
+BY_CREATED = "ByCreated"
+BY_STATUS = "ByStatus"
+
+
+def _pk(kind: TaskKind, task_id: str) -> str:
+    return f"{kind.value}#{task_id}"
+
+
+def _chunk_sk(chunk: int) -> str:
+    return f"CHUNK#{chunk:05d}"
+
+
+def _result_sk(chunk: int) -> str:
+    return f"RESULT#{chunk:05d}"
+
+
+def _status_pk(kind: TaskKind, status: TaskStatus) -> str:
+    return f"{kind.value}#{status.value}"
+
+
+def _pack(value: object) -> bytes:
+    return zlib.compress(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _unpack(value: Any) -> Any:
+    raw = value.value if hasattr(value, "value") else value  # boto3 Binary
+    return json.loads(zlib.decompress(raw))
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    code = exc.response["Error"]["Code"]
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons", [])
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+    return False
+
+
+class DynamoTaskStore:
+    def __init__(self, table_name: str, resource: Any = None) -> None:
+        self._table_name = table_name
+        self._resource = resource
+
+    @property
+    def _table(self) -> Any:
+        if self._resource is None:
+            self._resource = boto3.resource("dynamodb")
+        return self._resource.Table(self._table_name)
+
+    @property
+    def _client(self) -> Any:
+        # The resource's client accepts plain Python values, transactions included.
+        return self._table.meta.client
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def _task_item(self, task: Task) -> dict[str, Any]:
+        list_sk = f"{task.created_at.isoformat()}#{task.task_id}"
+        return {
+            "pk": _pk(task.kind, task.task_id),
+            "sk": TASK_SK,
+            "kind": task.kind.value,
+            "task_id": task.task_id,
+            "embedding_model_id": task.embedding_model_id,
+            "status": task.status.value,
+            "created_at": task.created_at.isoformat(),
+            "updated_at": task.updated_at.isoformat(),
+            "attempt": task.attempt,
+            "item_count": task.item_count,
+            "chunk_count": task.chunk_count,
+            "chunks_done": task.chunks_done,
+            "succeeded": task.succeeded,
+            "failed": task.failed,
+            "errors": task.errors,
+            "error": task.error,
+            "fingerprint": task.fingerprint,
+            "dispatched": task.dispatched,
+            "list_pk": task.kind.value,
+            "list_sk": list_sk,
+            "status_pk": _status_pk(task.kind, task.status),
+        }
+
+    @staticmethod
+    def _task_from(item: dict[str, Any]) -> Task:
+        def n(name: str) -> int:
+            return int(item.get(name, Decimal(0)))
+
+        return Task(
+            kind=TaskKind(item["kind"]),
+            task_id=item["task_id"],
+            embedding_model_id=item["embedding_model_id"],
+            status=TaskStatus(item["status"]),
+            created_at=datetime.fromisoformat(item["created_at"]),
+            updated_at=datetime.fromisoformat(item["updated_at"]),
+            attempt=n("attempt"),
+            item_count=n("item_count"),
+            chunk_count=n("chunk_count"),
+            chunks_done=n("chunks_done"),
+            succeeded=n("succeeded"),
+            failed=n("failed"),
+            errors=n("errors"),
+            error=item.get("error"),
+            fingerprint=item["fingerprint"],
+            dispatched=bool(item.get("dispatched", False)),
+        )
+
+    def insert_task(self, task: Task) -> Task | None:
+        """Store a new task; if its id is taken, leave it and return the task stored there."""
+        try:
+            self._table.put_item(Item=self._task_item(task), ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            existing = self.get_task(task.kind, task.task_id)
+            if existing is None:  # deleted between the two calls; nothing sensible to merge with
+                raise
+            return existing
+        return None
+
+    def get_task(self, kind: TaskKind, task_id: str, with_failures: bool = False) -> Task | None:
+        response = self._table.get_item(Key={"pk": _pk(kind, task_id), "sk": TASK_SK}, ConsistentRead=True)
+        item = response.get("Item")
+        if item is None:
+            return None
+        task = self._task_from(item)
+        if with_failures:
+            task.failures = self._failures_of(task)
+        return task
+
+    def _failures_of(self, task: Task) -> list[ItemFailure]:
+        failures: list[ItemFailure] = []
+        for item in self._query_all(
+            KeyConditionExpression=Key("pk").eq(_pk(task.kind, task.task_id)) & Key("sk").begins_with("RESULT#"),
+            ConsistentRead=True,
+        ):
+            if int(item["attempt"]) == task.attempt and "failures" in item:
+                failures.extend(ItemFailure(oid, detail) for oid, detail in _unpack(item["failures"]))
+        return failures
+
+    def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._table.query(**kwargs)
+            items.extend(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def list_tasks(self, kind: TaskKind, status: TaskStatus | None, offset: int, limit: int) -> TaskPage:
+        """Newest first, from a sparse index; reads offset + limit + 1 index entries, never the table."""
+        if status is None:
+            query: dict[str, Any] = {"IndexName": BY_CREATED, "KeyConditionExpression": Key("list_pk").eq(kind.value)}
+        else:
+            query = {"IndexName": BY_STATUS, "KeyConditionExpression": Key("status_pk").eq(_status_pk(kind, status))}
+        query["ScanIndexForward"] = False
+        wanted = offset + limit + 1
+        seen: list[dict[str, Any]] = []
+        while len(seen) < wanted:
+            query["Limit"] = min(wanted - len(seen), 1000)
+            response = self._table.query(**query)
+            seen.extend(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        page = seen[offset : offset + limit]
+        has_more = len(seen) > offset + limit
+        return TaskPage(tasks=[self._task_from(i) for i in page], next_offset=offset + limit if has_more else None)
+
+    def mark_dispatched(self, kind: TaskKind, task_id: str) -> None:
+        self._table.update_item(
+            Key={"pk": _pk(kind, task_id), "sk": TASK_SK},
+            UpdateExpression="SET dispatched = :t",
+            ExpressionAttributeValues={":t": True},
+        )
+
+    def transition(
+        self,
+        task: Task,
+        to: TaskStatus,
+        *,
+        expect: tuple[TaskStatus, ...],
+        now: datetime,
+        error: str | None = None,
+        require_all_chunks: bool = False,
+    ) -> bool:
+        """Move the task of `task.attempt` to `to` if its status is one of `expect`; False if not."""
+        condition = "attempt = :attempt AND #status IN (" + ", ".join(f":e{i}" for i in range(len(expect))) + ")"
+        values: dict[str, Any] = {f":e{i}": s.value for i, s in enumerate(expect)}
+        if require_all_chunks:
+            condition += " AND chunks_done = chunk_count"
+        values.update(
+            {
+                ":attempt": task.attempt,
+                ":to": to.value,
+                ":status_pk": _status_pk(task.kind, to),
+                ":now": now.isoformat(),
+                ":error": error,
+            }
+        )
+        try:
+            self._table.update_item(
+                Key={"pk": _pk(task.kind, task.task_id), "sk": TASK_SK},
+                UpdateExpression="SET #status = :to, status_pk = :status_pk, updated_at = :now, #error = :error",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status", "#error": "error"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    # -- chunks ------------------------------------------------------------------------------
+
+    def put_chunks(self, kind: TaskKind, task_id: str, chunks: list[list[Item]]) -> None:
+        with self._table.batch_writer() as batch:
+            for number, items in enumerate(chunks):
+                batch.put_item(
+                    Item={
+                        "pk": _pk(kind, task_id),
+                        "sk": _chunk_sk(number),
+                        "item_count": len(items),
+                        "items": _pack(items),
+                    }
+                )
+
+    def load_chunk(self, ref: ChunkRef) -> list[Item]:
+        response = self._table.get_item(
+            Key={"pk": _pk(ref.kind, ref.task_id), "sk": _chunk_sk(ref.chunk)}, ConsistentRead=True
+        )
+        if "Item" not in response:
+            raise LookupError(f"chunk {ref.chunk} of {ref.kind.value} task '{ref.task_id}' is not stored")
+        items: list[Item] = _unpack(response["Item"]["items"])
+        return items
+
+    def chunk_recorded(self, ref: ChunkRef) -> bool:
+        response = self._table.get_item(
+            Key={"pk": _pk(ref.kind, ref.task_id), "sk": _result_sk(ref.chunk)},
+            ConsistentRead=True,
+            ProjectionExpression="attempt",
+        )
+        item = response.get("Item")
+        return item is not None and int(item["attempt"]) >= ref.attempt
+
+    def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool:
+        """Record a chunk's result and add it to the task's counters, once per attempt.
+
+        False when the chunk was already recorded for this attempt or the task has moved on to
+        another attempt or to a status that no longer counts work.
+        """
+        pk = _pk(ref.kind, ref.task_id)
+        result: dict[str, Any] = {
+            "pk": pk,
+            "sk": _result_sk(ref.chunk),
+            "attempt": ref.attempt,
+            "succeeded": outcome.succeeded,
+            "failed": len(outcome.failures),
+        }
+        if outcome.failures:
+            result["failures"] = _pack([[f.object_id, f.detail] for f in outcome.failures])
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table_name,
+                            "Item": result,
+                            "ConditionExpression": "attribute_not_exists(pk) OR attempt < :attempt",
+                            "ExpressionAttributeValues": {":attempt": ref.attempt},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table_name,
+                            "Key": {"pk": pk, "sk": TASK_SK},
+                            "UpdateExpression": "ADD succeeded :s, failed :f, errors :e, chunks_done :one "
+                            "SET updated_at = :now",
+                            # A canceled task still counts a chunk that was already under way:
+                            # its vectors are written, and progress should say so.
+                            "ConditionExpression": "attempt = :attempt AND #status IN (:running, :canceled)",
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": {
+                                ":s": outcome.succeeded,
+                                ":f": len(outcome.failures),
+                                ":e": outcome.errors,
+                                ":one": 1,
+                                ":now": now.isoformat(),
+                                ":attempt": ref.attempt,
+                                ":running": TaskStatus.RUNNING.value,
+                                ":canceled": TaskStatus.CANCELED.value,
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True

@@ -1,0 +1,192 @@
+"""A model's OpenSearch k-NN index: created on first use, written with `_bulk`.
+
+Per-item results of `_bulk` are classified here: an item OpenSearch rejects becomes an
+ItemFailure with OpenSearch's own reason; items rejected for back-pressure (429) and whole
+requests that fail transiently (429, 5xx, connection errors) are retried with backoff first.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from opensearchpy import OpenSearch, RequestsHttpConnection
+from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
+from opensearchpy.exceptions import RequestError, TransportError
+from opensearchpy.helpers.signer import RequestsAWSV4SignerAuth
+
+from vector_tasks.domain.model import ItemFailure
+from vector_tasks.embedding.registry import EmbeddingModelSpec
+from vector_tasks.embedding.vectorize import VectorDocument
+
+NOT_FOUND_DETAIL = "Object not found in index"
+VECTOR_FIELD = "embedding"
+_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def make_client(endpoint: str, auth: str, region: str, timeout: float = 30.0) -> OpenSearch:
+    """An OpenSearch client for `endpoint`; auth "sigv4" signs requests for an AWS domain."""
+    http_auth = None
+    if auth == "sigv4":
+        import boto3  # only on AWS; local stacks use auth "none"
+
+        http_auth = RequestsAWSV4SignerAuth(boto3.Session().get_credentials(), region, "es")
+    return OpenSearch(
+        hosts=[endpoint],
+        http_auth=http_auth,
+        connection_class=RequestsHttpConnection,
+        timeout=timeout,
+        http_compress=True,
+    )
+
+
+def index_body(spec: EmbeddingModelSpec) -> dict[str, Any]:
+    """Mapping of a model's index: a knn_vector of the model's dimension and space type.
+
+    `dynamic: strict` plus `flat_object` for payload and item_info: arbitrary caller keys are
+    stored and filterable but never add fields to the mapping.
+    """
+    engine = "faiss" if spec.space_type == "innerproduct" else "lucene"
+    return {
+        "settings": {"index": {"knn": True}},
+        "mappings": {
+            "dynamic": "strict",
+            "properties": {
+                "object_id": {"type": "keyword"},
+                VECTOR_FIELD: {
+                    "type": "knn_vector",
+                    "dimension": spec.dimension,
+                    "method": {"name": "hnsw", "space_type": spec.space_type, "engine": engine},
+                },
+                "payload": {"type": "flat_object"},
+                "item_info": {"type": "flat_object"},
+                "task_id": {"type": "keyword"},
+                "indexed_at": {"type": "date"},
+            },
+        },
+    }
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(max, base * 2**attempt)]."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+def _reason(error: Any) -> str:
+    if isinstance(error, dict):
+        return f"{error.get('type', 'error')}: {error.get('reason', json.dumps(error))}"
+    return str(error)
+
+
+class OpenSearchVectorIndex:
+    def __init__(
+        self,
+        client_factory: Callable[[], OpenSearch],
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client_factory = client_factory
+        self._client_instance: OpenSearch | None = None
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._known_indexes: set[str] = set()
+
+    @property
+    def _client(self) -> OpenSearch:
+        if self._client_instance is None:
+            self._client_instance = self._client_factory()
+        return self._client_instance
+
+    def index_exists(self, spec: EmbeddingModelSpec) -> bool:
+        if spec.index_name in self._known_indexes:
+            return True
+        if self._client.indices.exists(index=spec.index_name):
+            self._known_indexes.add(spec.index_name)
+            return True
+        return False
+
+    def ensure_index(self, spec: EmbeddingModelSpec) -> None:
+        if self.index_exists(spec):
+            return
+        try:
+            self._client.indices.create(index=spec.index_name, body=index_body(spec))
+        except RequestError as exc:
+            # Another worker created it between our check and our create.
+            if exc.error != "resource_already_exists_exception":
+                raise
+        self._known_indexes.add(spec.index_name)
+
+    def upsert(self, spec: EmbeddingModelSpec, documents: list[VectorDocument], task_id: str) -> list[ItemFailure]:
+        if not documents:
+            return []
+        self.ensure_index(spec)
+        now = datetime.now(UTC).isoformat()
+        operations: dict[str, list[dict[str, Any]]] = {}
+        for doc in documents:
+            source: dict[str, Any] = {"object_id": doc.object_id, VECTOR_FIELD: doc.vector, "task_id": task_id}
+            source["indexed_at"] = now
+            if doc.payload is not None:
+                source["payload"] = doc.payload
+            if doc.item_info is not None:
+                source["item_info"] = doc.item_info
+            operations[doc.object_id] = [{"index": {"_index": spec.index_name, "_id": doc.object_id}}, source]
+        return self._bulk(operations, on_not_found=None)
+
+    def delete(self, spec: EmbeddingModelSpec, object_ids: list[str]) -> list[ItemFailure]:
+        if not object_ids:
+            return []
+        if not self.index_exists(spec):
+            # Never let a delete auto-create an index without the k-NN mapping.
+            return [ItemFailure(oid, NOT_FOUND_DETAIL, counts_as_error=False) for oid in object_ids]
+        operations = {oid: [{"delete": {"_index": spec.index_name, "_id": oid}}] for oid in object_ids}
+        return self._bulk(operations, on_not_found=NOT_FOUND_DETAIL)
+
+    def _bulk(self, operations: dict[str, list[dict[str, Any]]], on_not_found: str | None) -> list[ItemFailure]:
+        """Run the operations (keyed by object id); return the items that did not succeed."""
+        failures: list[ItemFailure] = []
+        pending = operations
+        for attempt in range(self._retry.attempts):
+            if attempt:
+                self._sleep(self._retry.delay(attempt))
+            body = [line for lines in pending.values() for line in lines]
+            try:
+                response = self._client.bulk(body=body)
+            except (OpenSearchConnectionError, TransportError) as exc:
+                status = exc.status_code if isinstance(exc.status_code, int) else None
+                if isinstance(exc, OpenSearchConnectionError) or status in _TRANSIENT_STATUSES:
+                    last_error = f"OpenSearch unavailable: {exc.error}"
+                    continue
+                raise
+            retry_later: dict[str, list[dict[str, Any]]] = {}
+            for entry, object_id in zip(response["items"], pending, strict=True):
+                result = next(iter(entry.values()))
+                status = int(result.get("status", 500))
+                if 200 <= status < 300:
+                    continue
+                if status == 404 and on_not_found and "error" not in result:
+                    failures.append(ItemFailure(object_id, on_not_found, counts_as_error=False))
+                elif status == 429:
+                    retry_later[object_id] = pending[object_id]
+                    last_error = f"OpenSearch rejected the write: {_reason(result.get('error'))}"
+                else:
+                    failures.append(
+                        ItemFailure(object_id, f"OpenSearch rejected the item: {_reason(result.get('error'))}")
+                    )
+            pending = retry_later
+            if not pending:
+                return failures
+        failures.extend(
+            ItemFailure(oid, f"{last_error} (gave up after {self._retry.attempts} attempts)") for oid in pending
+        )
+        return failures

@@ -1,0 +1,42 @@
+"""The SQS work queue: one message per chunk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import boto3
+
+from vector_tasks.domain.model import ChunkRef
+from vector_tasks.models.messages import ChunkMessage
+
+_SQS_BATCH = 10
+_SEND_ATTEMPTS = 5
+
+
+class SqsWorkQueue:
+    def __init__(self, queue_url: str, client: Any = None) -> None:
+        self._queue_url = queue_url
+        self._client_instance = client
+
+    @property
+    def _client(self) -> Any:
+        if self._client_instance is None:
+            self._client_instance = boto3.client("sqs")
+        return self._client_instance
+
+    def send(self, refs: Iterable[ChunkRef]) -> None:
+        """Send every ref, retrying the entries SQS reports as failed; raises if some never go."""
+        pending = [ChunkMessage.of(ref).model_dump_json() for ref in refs]
+        for start in range(0, len(pending), _SQS_BATCH):
+            batch = {str(i): body for i, body in enumerate(pending[start : start + _SQS_BATCH])}
+            for _ in range(_SEND_ATTEMPTS):
+                response = self._client.send_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=[{"Id": key, "MessageBody": body} for key, body in batch.items()],
+                )
+                batch = {f["Id"]: batch[f["Id"]] for f in response.get("Failed", [])}
+                if not batch:
+                    break
+            if batch:
+                raise RuntimeError(f"SQS refused {len(batch)} chunk messages after {_SEND_ATTEMPTS} attempts")

@@ -1,0 +1,1 @@
+"""Task lifecycle and rules. No AWS SDK here: adapters are passed in."""

@@ -1,0 +1,56 @@
+"""What the worker does with a chunk, per task kind: the one place upsert and delete differ."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from vector_tasks.domain.errors import UnknownEmbeddingModel
+from vector_tasks.domain.model import ChunkOutcome, Item, Task, item_object_id
+from vector_tasks.domain.ports import VectorIndex
+from vector_tasks.domain.processing import TaskCannotRun
+from vector_tasks.embedding.providers import TextEmbedder, text_embedder_for
+from vector_tasks.embedding.registry import EmbeddingModelSpec, InputSource, ModelRegistry
+from vector_tasks.embedding.vectorize import vectorize
+
+
+def _model_of(registry: ModelRegistry, task: Task) -> EmbeddingModelSpec:
+    try:
+        return registry.get(task.embedding_model_id)
+    except UnknownEmbeddingModel as exc:
+        raise TaskCannotRun(f"{exc.message}; it was removed after the task was created") from exc
+
+
+# Embedders are built once per model per process (a real model loads weights once).
+_shared_embedder = cache(text_embedder_for)
+
+
+class UpsertChunk:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        index: VectorIndex,
+        embedder_for: Callable[[EmbeddingModelSpec], TextEmbedder] = _shared_embedder,
+    ) -> None:
+        self._registry = registry
+        self._index = index
+        self._embedder_for = embedder_for
+
+    def apply(self, task: Task, items: list[Item]) -> ChunkOutcome:
+        spec = _model_of(self._registry, task)
+        embedder = None if spec.input.source is InputSource.VECTOR else self._embedder_for(spec)
+        documents, failures = vectorize(spec, embedder, [i for i in items if isinstance(i, dict)])
+        write_failures = self._index.upsert(spec, documents, task.task_id)
+        return ChunkOutcome(succeeded=len(documents) - len(write_failures), failures=tuple(failures + write_failures))
+
+
+class DeleteChunk:
+    def __init__(self, registry: ModelRegistry, index: VectorIndex) -> None:
+        self._registry = registry
+        self._index = index
+
+    def apply(self, task: Task, items: list[Item]) -> ChunkOutcome:
+        spec = _model_of(self._registry, task)
+        object_ids = [item_object_id(i) for i in items]
+        failures = self._index.delete(spec, object_ids)
+        return ChunkOutcome(succeeded=len(object_ids) - len(failures), failures=tuple(failures))

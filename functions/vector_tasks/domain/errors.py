@@ -1,0 +1,48 @@
+"""Domain errors. `handlers.http_errors` maps each class to one HTTP status and error code."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class; `message` is safe to show to the caller."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TaskNotFound(DomainError):
+    def __init__(self, kind: str, task_id: str) -> None:
+        super().__init__(f"No {kind} task with task_id '{task_id}'")
+        self.task_id = task_id
+
+
+class TaskIdConflict(DomainError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            f"task_id '{task_id}' already names a task created with a different request body; "
+            "use a new task_id or resend the original body"
+        )
+        self.task_id = task_id
+
+
+class InvalidTransition(DomainError):
+    def __init__(self, action: str, task_id: str, status: str) -> None:
+        super().__init__(f"Cannot {action} task '{task_id}' while it is {status}")
+        self.status = status
+
+
+class UnknownEmbeddingModel(DomainError):
+    def __init__(self, model_id: str, known: list[str]) -> None:
+        super().__init__(f"Unknown embedding_model_id '{model_id}'; deployed models: {', '.join(known)}")
+        self.model_id = model_id
+
+
+class ItemTooLarge(DomainError):
+    def __init__(self, object_id: str, size: int, limit: int) -> None:
+        super().__init__(f"Item '{object_id}' is {size} bytes as JSON; the limit per item is {limit} bytes")
+
+
+class RequestTooLarge(DomainError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"Request body is {size} bytes; the limit is {limit} bytes")

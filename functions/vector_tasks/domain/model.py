@@ -1,0 +1,112 @@
+"""The task, its status and its parts as the domain sees them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+class TaskStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELED})
+
+
+class TaskKind(enum.StrEnum):
+    """The two kinds of task; what differs between them is declared in `vector_tasks.kinds`."""
+
+    UPSERTION = "upsertion"
+    DELETION = "deletion"
+
+
+# An upsertion item is {"object_id", "payload"?, "item_info"?}; a deletion item is an object id.
+Item = dict[str, Any] | str
+
+
+def item_object_id(item: Item) -> str:
+    return item if isinstance(item, str) else str(item["object_id"])
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    object_id: str
+    detail: str
+    # False for outcomes that leave nothing to do (deleting an id that is not indexed): they are
+    # listed for the caller but do not make a task whose items all ended that way `failed`.
+    counts_as_error: bool = True
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What applying one chunk of a task to the vector index produced."""
+
+    succeeded: int
+    failures: tuple[ItemFailure, ...] = ()
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.failures if f.counts_as_error)
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    succeeded: int
+    failed: int
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.succeeded - self.failed
+
+
+@dataclass
+class Task:
+    kind: TaskKind
+    task_id: str
+    embedding_model_id: str
+    status: TaskStatus
+    created_at: datetime
+    updated_at: datetime
+    attempt: int
+    item_count: int
+    chunk_count: int
+    fingerprint: str
+    chunks_done: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    errors: int = 0
+    error: str | None = None
+    dispatched: bool = False
+    # Loaded only when a caller asks for the full task (info), never for listings.
+    failures: list[ItemFailure] | None = field(default=None)
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(total=self.item_count, succeeded=self.succeeded, failed=self.failed)
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """The unit of work on the queue: one stored chunk of one attempt of a task."""
+
+    kind: TaskKind
+    task_id: str
+    attempt: int
+    chunk: int
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[Task]
+    next_offset: int | None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,41 @@
+"""What the domain needs from storage, the queue and the vector index (adapters/ implements)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+from vector_tasks.domain.model import ChunkOutcome, ChunkRef, Item, ItemFailure, Task, TaskKind, TaskPage, TaskStatus
+from vector_tasks.embedding.registry import EmbeddingModelSpec
+from vector_tasks.embedding.vectorize import VectorDocument
+
+
+class TaskStore(Protocol):
+    def insert_task(self, task: Task) -> Task | None: ...
+    def get_task(self, kind: TaskKind, task_id: str, with_failures: bool = False) -> Task | None: ...
+    def list_tasks(self, kind: TaskKind, status: TaskStatus | None, offset: int, limit: int) -> TaskPage: ...
+    def mark_dispatched(self, kind: TaskKind, task_id: str) -> None: ...
+    def transition(
+        self,
+        task: Task,
+        to: TaskStatus,
+        *,
+        expect: tuple[TaskStatus, ...],
+        now: datetime,
+        error: str | None = None,
+        require_all_chunks: bool = False,
+    ) -> bool: ...
+    def put_chunks(self, kind: TaskKind, task_id: str, chunks: list[list[Item]]) -> None: ...
+    def load_chunk(self, ref: ChunkRef) -> list[Item]: ...
+    def chunk_recorded(self, ref: ChunkRef) -> bool: ...
+    def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool: ...
+
+
+class WorkQueue(Protocol):
+    def send(self, refs: Iterable[ChunkRef]) -> None: ...
+
+
+class VectorIndex(Protocol):
+    def upsert(self, spec: EmbeddingModelSpec, documents: list[VectorDocument], task_id: str) -> list[ItemFailure]: ...
+    def delete(self, spec: EmbeddingModelSpec, object_ids: list[str]) -> list[ItemFailure]: ...

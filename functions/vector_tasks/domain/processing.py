@@ -1,0 +1,122 @@
+"""The worker's side of the lifecycle: one chunk at a time, safe under redelivery.
+
+For every chunk message the processor checks the task first (fencing on `attempt`, cooperative
+cancel), applies the chunk, then records the result and the counters in one conditional write,
+so a chunk delivered twice is counted once. The delivery that records the last chunk moves the
+task to its final status.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Protocol
+
+from vector_tasks.domain.errors import DomainError
+from vector_tasks.domain.model import (
+    ChunkOutcome,
+    ChunkRef,
+    Item,
+    ItemFailure,
+    Task,
+    TaskKind,
+    TaskStatus,
+    item_object_id,
+    utc_now,
+)
+from vector_tasks.domain.ports import TaskStore
+
+
+class TaskCannotRun(DomainError):
+    """The task as a whole cannot be carried out (the model is gone, say); it ends `failed`."""
+
+
+class ChunkAction(Protocol):
+    def apply(self, task: Task, items: list[Item]) -> ChunkOutcome: ...
+
+
+class Delivery(enum.StrEnum):
+    """What became of one delivery of a chunk message; logged, and asserted on in tests."""
+
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"  # this attempt already recorded the chunk
+    STALE_ATTEMPT = "stale_attempt"  # the task was restarted since the message was sent
+    CANCELED = "canceled"
+    ALREADY_FINISHED = "already_finished"
+    TASK_MISSING = "task_missing"
+    TASK_FAILED = "task_failed"
+
+
+def final_status(task: Task) -> tuple[TaskStatus, str | None]:
+    """`failed` when every item ended in error, `done` otherwise (DESIGN.md section 3)."""
+    if task.item_count and task.errors >= task.item_count:
+        return TaskStatus.FAILED, f"All {task.item_count} items failed; see the failure list for each reason"
+    return TaskStatus.DONE, None
+
+
+class ChunkProcessor:
+    def __init__(self, store: TaskStore, actions: Mapping[TaskKind, ChunkAction]) -> None:
+        self._store = store
+        self._actions = actions
+
+    def _admit(self, ref: ChunkRef) -> Task | Delivery:
+        """The task if this delivery should be worked on, else why not."""
+        task = self._store.get_task(ref.kind, ref.task_id)
+        if task is None:
+            return Delivery.TASK_MISSING
+        if task.attempt != ref.attempt:
+            return Delivery.STALE_ATTEMPT
+        if task.status is TaskStatus.CANCELED:
+            return Delivery.CANCELED
+        if task.status in (TaskStatus.DONE, TaskStatus.FAILED):
+            return Delivery.ALREADY_FINISHED
+        if task.status is TaskStatus.PENDING:
+            self._store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=utc_now())
+            task.status = TaskStatus.RUNNING
+        if self._store.chunk_recorded(ref):
+            return Delivery.DUPLICATE
+        return task
+
+    def process(self, ref: ChunkRef) -> Delivery:
+        admitted = self._admit(ref)
+        if isinstance(admitted, Delivery):
+            return admitted
+        items = self._store.load_chunk(ref)
+        try:
+            outcome = self._actions[ref.kind].apply(admitted, items)
+        except TaskCannotRun as exc:
+            self._store.transition(
+                admitted,
+                TaskStatus.FAILED,
+                expect=(TaskStatus.PENDING, TaskStatus.RUNNING),
+                now=utc_now(),
+                error=exc.message,
+            )
+            return Delivery.TASK_FAILED
+        return self._record(ref, outcome)
+
+    def abandon(self, ref: ChunkRef, detail: str) -> Delivery:
+        """Give up on a chunk that could not be processed: each of its items fails with `detail`."""
+        admitted = self._admit(ref)
+        if isinstance(admitted, Delivery):
+            return admitted
+        items = self._store.load_chunk(ref)
+        outcome = ChunkOutcome(succeeded=0, failures=tuple(ItemFailure(item_object_id(i), detail) for i in items))
+        return self._record(ref, outcome)
+
+    def _record(self, ref: ChunkRef, outcome: ChunkOutcome) -> Delivery:
+        if not self._store.record_chunk(ref, outcome, utc_now()):
+            return Delivery.DUPLICATE
+        task = self._store.get_task(ref.kind, ref.task_id)
+        if (
+            task is not None
+            and task.attempt == ref.attempt
+            and task.status is TaskStatus.RUNNING
+            and task.chunks_done >= task.chunk_count
+        ):
+            status, error = final_status(task)
+            # Conditional: of two deliveries finishing at once, one wins and the other changes nothing.
+            self._store.transition(
+                task, status, expect=(TaskStatus.RUNNING,), now=utc_now(), error=error, require_all_chunks=True
+            )
+        return Delivery.RECORDED

@@ -1,0 +1,65 @@
+"""Creating, reading and listing tasks: the API's side of the lifecycle."""
+
+from __future__ import annotations
+
+import uuid
+
+from vector_tasks.domain.chunking import request_fingerprint, split_into_chunks
+from vector_tasks.domain.errors import TaskIdConflict, TaskNotFound
+from vector_tasks.domain.model import ChunkRef, Item, Task, TaskKind, TaskPage, TaskStatus, utc_now
+from vector_tasks.domain.ports import TaskStore, WorkQueue
+from vector_tasks.embedding.registry import ModelRegistry
+
+
+class TaskService:
+    def __init__(self, store: TaskStore, queue: WorkQueue, registry: ModelRegistry) -> None:
+        self._store = store
+        self._queue = queue
+        self._registry = registry
+
+    def create(
+        self, kind: TaskKind, embedding_model_id: str, task_id: str | None, items: list[Item]
+    ) -> tuple[Task, bool]:
+        """Create and dispatch a task; returns (task, created).
+
+        Same task_id and same body returns the stored task (created False); a different body is
+        a TaskIdConflict. A create that stopped between storing the task and queueing its chunks
+        is finished by the retry, so a client retrying after a timeout never strands a task.
+        """
+        self._registry.get(embedding_model_id)
+        chunks = split_into_chunks(items)
+        now = utc_now()
+        task = Task(
+            kind=kind,
+            task_id=task_id or str(uuid.uuid4()),
+            embedding_model_id=embedding_model_id,
+            status=TaskStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            attempt=1,
+            item_count=len(items),
+            chunk_count=len(chunks),
+            fingerprint=request_fingerprint(kind, embedding_model_id, items),
+        )
+        existing = self._store.insert_task(task)
+        if existing is not None:
+            if existing.fingerprint != task.fingerprint:
+                raise TaskIdConflict(task.task_id)
+            if existing.dispatched:
+                return self.get(kind, existing.task_id), False
+            task = existing
+        self._store.put_chunks(kind, task.task_id, chunks)
+        self._queue.send(ChunkRef(kind, task.task_id, task.attempt, n) for n in range(task.chunk_count))
+        self._store.mark_dispatched(kind, task.task_id)
+        task.dispatched = True
+        task.failures = []
+        return task, existing is None
+
+    def get(self, kind: TaskKind, task_id: str) -> Task:
+        task = self._store.get_task(kind, task_id, with_failures=True)
+        if task is None:
+            raise TaskNotFound(kind.value, task_id)
+        return task
+
+    def list(self, kind: TaskKind, status: TaskStatus | None, offset: int, limit: int) -> TaskPage:
+        return self._store.list_tasks(kind, status, offset, limit)

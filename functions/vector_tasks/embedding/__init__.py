@@ -1,0 +1,1 @@
+"""Deployed embedding models: the registry and the providers that turn items into vectors."""

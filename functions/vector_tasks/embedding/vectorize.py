@@ -1,0 +1,127 @@
+"""Turning upsertion items into vectors with a registered model, item by item.
+
+An item that cannot be embedded becomes an ItemFailure whose detail says what to fix;
+the other items of the chunk go on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vector_tasks.domain.model import ItemFailure
+from vector_tasks.embedding.providers import TextEmbedder
+from vector_tasks.embedding.registry import EmbeddingModelSpec, InputSource
+
+
+@dataclass(frozen=True)
+class VectorDocument:
+    object_id: str
+    vector: list[float]
+    payload: dict[str, Any] | None
+    item_info: dict[str, Any] | None
+
+
+class NotEmbeddable(ValueError):
+    pass
+
+
+_MISSING = object()
+
+
+def _lookup(payload: dict[str, Any], dotted: str) -> object:
+    value: object = payload
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _without(payload: dict[str, Any], dotted: str) -> dict[str, Any]:
+    """A copy of payload without the field at `dotted` (the vector is stored once, as the vector)."""
+    head, _, rest = dotted.partition(".")
+    copy = dict(payload)
+    if rest and isinstance(copy.get(head), dict):
+        copy[head] = _without(copy[head], rest)
+    else:
+        copy.pop(head, None)
+    return copy
+
+
+def _input_of(spec: EmbeddingModelSpec, item: dict[str, Any]) -> object:
+    where = f"payload.{spec.input.field}"
+    payload = item.get("payload")
+    if payload is None:
+        raise NotEmbeddable(f"Item has no payload; model '{spec.id}' reads its input from {where}")
+    value = _lookup(payload, spec.input.field)
+    if value is _MISSING:
+        raise NotEmbeddable(f"{where} is missing; model '{spec.id}' reads its input from {where}")
+    return value
+
+
+def _text_of(spec: EmbeddingModelSpec, item: dict[str, Any]) -> str:
+    value = _input_of(spec, item)
+    where = f"payload.{spec.input.field}"
+    if not isinstance(value, str):
+        raise NotEmbeddable(f"{where} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise NotEmbeddable(f"{where} is empty")
+    return value
+
+
+def _vector_of(spec: EmbeddingModelSpec, item: dict[str, Any]) -> list[float]:
+    value = _input_of(spec, item)
+    where = f"payload.{spec.input.field}"
+    if not isinstance(value, list) or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in value):
+        raise NotEmbeddable(f"{where} must be a list of numbers")
+    if len(value) != spec.dimension:
+        raise NotEmbeddable(f"{where} has {len(value)} values; model '{spec.id}' expects {spec.dimension}")
+    vector = [float(x) for x in value]
+    if not all(math.isfinite(x) for x in vector):
+        raise NotEmbeddable(f"{where} contains a value that is not a finite number")
+    if spec.space_type == "cosinesimil" and not any(vector):
+        raise NotEmbeddable(f"{where} is all zeros, which has no direction under cosine similarity")
+    return vector
+
+
+def vectorize(
+    spec: EmbeddingModelSpec, embedder: TextEmbedder | None, items: list[dict[str, Any]]
+) -> tuple[list[VectorDocument], list[ItemFailure]]:
+    documents: list[VectorDocument] = []
+    failures: list[ItemFailure] = []
+
+    def document(item: dict[str, Any], vector: list[float], payload: dict[str, Any] | None) -> VectorDocument:
+        return VectorDocument(item["object_id"], vector, payload, item.get("item_info"))
+
+    if spec.input.source is InputSource.VECTOR:
+        for item in items:
+            try:
+                vector = _vector_of(spec, item)
+            except NotEmbeddable as exc:
+                failures.append(ItemFailure(item["object_id"], str(exc)))
+                continue
+            documents.append(document(item, vector, _without(item["payload"], spec.input.field)))
+        return documents, failures
+
+    if embedder is None:
+        raise ValueError(f"model '{spec.id}' embeds text but has no embedder")
+    texts: list[str] = []
+    embeddable: list[dict[str, Any]] = []
+    for item in items:
+        try:
+            texts.append(_text_of(spec, item))
+        except NotEmbeddable as exc:
+            failures.append(ItemFailure(item["object_id"], str(exc)))
+            continue
+        embeddable.append(item)
+    vectors = embedder.embed(texts) if texts else np.zeros((0, spec.dimension), dtype=np.float32)
+    for item, row in zip(embeddable, vectors, strict=True):
+        if not row.any():
+            failures.append(ItemFailure(item["object_id"], f"payload.{spec.input.field} has no words to embed"))
+            continue
+        documents.append(document(item, row.tolist(), item.get("payload")))
+    return documents, failures

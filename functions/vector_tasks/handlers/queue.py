@@ -1,0 +1,51 @@
+"""Shared by the queue consumers: SQS batches with per-record failure reporting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from vector_tasks.domain.model import ChunkRef
+from vector_tasks.models.messages import ChunkMessage
+from vector_tasks.observability import logger, metrics, tracer
+
+
+def chunk_consumer(
+    handle: Callable[[ChunkRef, SQSRecord], str],
+) -> Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]:
+    """A Lambda handler that parses each record as a chunk message and passes it to `handle`.
+
+    A record whose handling raises is reported in `batchItemFailures`, so SQS redelivers just
+    that record and moves it to the dead-letter queue after the redrive policy's receive count.
+    """
+    processor = BatchProcessor(event_type=EventType.SQS)
+
+    def record_handler(record: SQSRecord) -> str:
+        ref = ChunkMessage.model_validate_json(record.body).ref()
+        delivery = handle(ref, record)
+        logger.info(
+            "Chunk delivery handled",
+            extra={
+                "task_id": ref.task_id,
+                "kind": ref.kind.value,
+                "attempt": ref.attempt,
+                "chunk": ref.chunk,
+                "delivery": delivery,
+            },
+        )
+        return delivery
+
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+
+    return handler

@@ -1,0 +1,60 @@
+"""TaskReadFunction: GET .../info and GET .../list for both task kinds (reads the table only)."""
+# No `from __future__ import annotations`: the resolver reads the route annotations at runtime.
+
+from http import HTTPStatus
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from vector_tasks.domain.limits import LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT
+from vector_tasks.domain.model import TaskStatus
+from vector_tasks.handlers.http import build_resolver, entry_point, error_responses
+from vector_tasks.kinds import KIND_APIS, KindApi
+from vector_tasks.models.api import TaskList, TaskSummary
+from vector_tasks.wiring import task_service
+
+router = Router()
+
+TaskIdQuery = Annotated[str, Query(min_length=1, description="The task's id")]
+
+
+def _add_read_routes(api: KindApi) -> None:
+    task_model = api.task_body
+
+    @router.get(
+        f"{api.path}/info",
+        operation_id=api.operation_id("get"),
+        summary=f"Get a {api.kind.value} task with its failed items",
+        tags=[api.tag],
+        responses=error_responses(HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY),
+    )
+    def info(task_id: TaskIdQuery) -> task_model:  # type: ignore[valid-type]
+        return task_model.from_task(task_service().get(api.kind, task_id))
+
+    @router.get(
+        f"{api.path}/list",
+        operation_id=api.operation_id("list"),
+        summary=f"List {api.kind.value} tasks, newest first",
+        tags=[api.tag],
+        responses=error_responses(HTTPStatus.UNPROCESSABLE_ENTITY),
+    )
+    def list_tasks(
+        offset: Annotated[int, Query(ge=0, description="Number of tasks to skip")] = 0,
+        limit: Annotated[int, Query(ge=1, le=LIST_MAX_LIMIT, description="Page size")] = LIST_DEFAULT_LIMIT,
+        status: Annotated[TaskStatus | None, Query(description="Only tasks in this status")] = None,
+    ) -> TaskList:
+        page = task_service().list(api.kind, status, offset, limit)
+        return TaskList(
+            tasks=[TaskSummary.from_task(t) for t in page.tasks],
+            offset=offset,
+            limit=limit,
+            next_offset=page.next_offset,
+        )
+
+
+for _api in KIND_APIS:
+    _add_read_routes(_api)
+
+app = build_resolver(router)
+lambda_handler = entry_point(app)

@@ -1,0 +1,1 @@
+"""Shapes at the edges: the HTTP API (api.py) and queue messages (messages.py)."""

@@ -1,0 +1,192 @@
+"""Request and response bodies of the HTTP API, as the spec and API.md define them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from vector_tasks.domain.limits import (
+    LIST_MAX_LIMIT,
+    MAX_EMBEDDING_MODEL_ID_LENGTH,
+    MAX_ITEMS_PER_TASK,
+    MAX_OBJECT_ID_BYTES,
+    MAX_TASK_ID_LENGTH,
+    TASK_ID_PATTERN,
+)
+from vector_tasks.domain.model import Item, Task, TaskStatus
+
+
+def _object_id_bytes(value: str) -> str:
+    if len(value.encode()) > MAX_OBJECT_ID_BYTES:
+        raise PydanticCustomError(
+            "object_id_too_long",
+            "object_id is {size} bytes of UTF-8; the limit is {limit}",
+            {"size": len(value.encode()), "limit": MAX_OBJECT_ID_BYTES},
+        )
+    return value
+
+
+ObjectId = Annotated[str, Field(min_length=1), AfterValidator(_object_id_bytes)]
+TaskId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TASK_ID_LENGTH,
+        pattern=TASK_ID_PATTERN,
+        description="1..128 characters of A-Z a-z 0-9 . _ : -",
+    ),
+]
+EmbeddingModelId = Annotated[str, Field(min_length=1, max_length=MAX_EMBEDDING_MODEL_ID_LENGTH)]
+
+
+def _reject_duplicates(object_ids: list[str]) -> None:
+    duplicates = [oid for oid, n in Counter(object_ids).items() if n > 1]
+    if duplicates:
+        shown = ", ".join(repr(d) for d in duplicates[:20])
+        more = f" and {len(duplicates) - 20} more" if len(duplicates) > 20 else ""
+        raise PydanticCustomError(
+            "duplicate_object_ids",
+            "object_id values must be unique within a task; repeated: {shown}{more}",
+            {"shown": shown, "more": more},
+        )
+
+
+class CreateTaskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    embedding_model_id: EmbeddingModelId
+    task_id: TaskId | None = Field(default=None, description="Makes the create idempotent; generated when absent")
+
+    def task_items(self) -> list[Item]:
+        raise NotImplementedError
+
+
+class DataItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    object_id: ObjectId
+    payload: dict[str, Any] | None = Field(default=None, description="Input for vectorization, stored with the vector")
+    item_info: dict[str, Any] | None = Field(default=None, description="Internal metadata, stored with the vector")
+
+
+class CreateUpsertionTaskRequest(CreateTaskRequest):
+    items: list[DataItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_TASK)
+
+    @field_validator("items")
+    @classmethod
+    def _unique_object_ids(cls, items: list[DataItem]) -> list[DataItem]:
+        _reject_duplicates([item.object_id for item in items])
+        return items
+
+    def task_items(self) -> list[Item]:
+        return [item.model_dump(exclude_none=True) for item in self.items]
+
+
+class CreateDeletionTaskRequest(CreateTaskRequest):
+    object_ids: list[ObjectId] = Field(min_length=1, max_length=MAX_ITEMS_PER_TASK)
+
+    @field_validator("object_ids")
+    @classmethod
+    def _unique_object_ids(cls, object_ids: list[str]) -> list[str]:
+        _reject_duplicates(object_ids)
+        return object_ids
+
+    def task_items(self) -> list[Item]:
+        return list(self.object_ids)
+
+
+def _timestamp(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ItemFailureOut(BaseModel):
+    object_id: str
+    detail: str
+
+
+class ProgressOut(BaseModel):
+    total: int
+    succeeded: int
+    failed: int
+    pending: int
+
+
+class TaskSummary(BaseModel):
+    """A task as listed: everything but the failure list."""
+
+    id: str
+    embedding_model_id: str
+    status: TaskStatus
+    created_at: str = Field(description="RFC 3339, UTC")
+    updated_at: str = Field(description="RFC 3339, UTC")
+    progress: ProgressOut
+    attempt: int = Field(description="1 + the number of restarts")
+    error: str | None = Field(description="Why the task could not be carried out, when it could not")
+
+    @classmethod
+    def common_fields(cls, task: Task) -> dict[str, Any]:
+        p = task.progress
+        return {
+            "id": task.task_id,
+            "embedding_model_id": task.embedding_model_id,
+            "status": task.status,
+            "created_at": _timestamp(task.created_at),
+            "updated_at": _timestamp(task.updated_at),
+            "progress": ProgressOut(total=p.total, succeeded=p.succeeded, failed=p.failed, pending=p.pending),
+            "attempt": task.attempt,
+            "error": task.error,
+        }
+
+    @classmethod
+    def from_task(cls, task: Task) -> TaskSummary:
+        return cls(**cls.common_fields(task))
+
+
+class TaskDetail(TaskSummary):
+    """A task with the items of its current attempt that did not succeed."""
+
+    failures_field: ClassVar[str]
+
+    @classmethod
+    def from_task(cls, task: Task) -> TaskDetail:
+        failures = [ItemFailureOut(object_id=f.object_id, detail=f.detail) for f in task.failures or []]
+        return cls.model_validate({**cls.common_fields(task), cls.failures_field: failures})
+
+
+class UpsertionTask(TaskDetail):
+    failures_field = "failed_items"
+    failed_items: list[ItemFailureOut]
+
+
+class DeletionTask(TaskDetail):
+    failures_field = "failed_item_ids"
+    failed_item_ids: list[ItemFailureOut]
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskSummary]
+    offset: int
+    limit: int = Field(le=LIST_MAX_LIMIT)
+    next_offset: int | None = Field(description="Offset of the next page, or null on the last page")
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. body.items.3.object_id")
+    reason: str
+    type: str = Field(description="Machine-readable kind of problem, e.g. missing, duplicate_object_ids")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Machine-readable, stable")
+    message: str
+    request_id: str | None = None
+    details: list[ErrorDetail] | None = None
+    status: TaskStatus | None = Field(default=None, description="Current task status, on a refused transition")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

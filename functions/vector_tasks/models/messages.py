@@ -1,0 +1,23 @@
+"""The work queue message: a pointer to one stored chunk of one attempt, never the items."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vector_tasks.domain.model import ChunkRef, TaskKind
+
+
+class ChunkMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: TaskKind
+    task_id: str = Field(min_length=1)
+    attempt: int = Field(ge=1)
+    chunk: int = Field(ge=0)
+
+    @classmethod
+    def of(cls, ref: ChunkRef) -> ChunkMessage:
+        return cls(kind=ref.kind, task_id=ref.task_id, attempt=ref.attempt, chunk=ref.chunk)
+
+    def ref(self) -> ChunkRef:
+        return ChunkRef(kind=self.kind, task_id=self.task_id, attempt=self.attempt, chunk=self.chunk)

@@ -1,0 +1,30 @@
+"""Configuration, read once per cold start from the environment template.yaml sets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    task_table_name: str = Field(min_length=1)
+    work_queue_url: str = Field(min_length=1)
+    opensearch_endpoint: str = Field(min_length=1)
+    # "sigv4" signs requests for an Amazon OpenSearch Service domain; "none" is for local stacks.
+    opensearch_auth: Literal["sigv4", "none"] = "sigv4"
+    aws_region: str = Field(min_length=1)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        return cls.model_validate({key.lower(): value for key, value in env.items()})
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env(os.environ)
