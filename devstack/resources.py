@@ -43,12 +43,15 @@ def _create_queue(template: Template, session: Any, logical_id: str, props: dict
 _CREATORS = {"AWS::DynamoDB::Table": _create_table, "AWS::SQS::Queue": _create_queue}
 
 
-def create_resources(template: Template, session: Any) -> None:
-    """Create every supported resource, each after the ones it references; fill template.physical."""
+def create_resources(template: Template, session: Any, only: set[str] | None = None) -> None:
+    """Create every supported resource (or those of the types in `only`), each after the ones it
+    references; fill template.physical."""
     pending = {
         logical_id: resource
         for logical_id, resource in template.resources.items()
-        if resource["Type"] not in _NOT_CREATED and resource["Type"] != "AWS::OpenSearchService::Domain"
+        if resource["Type"] not in _NOT_CREATED
+        and resource["Type"] != "AWS::OpenSearchService::Domain"
+        and (only is None or resource["Type"] in only)
     }
     unsupported = {r["Type"] for r in pending.values()} - set(_CREATORS)
     if unsupported:

@@ -15,11 +15,8 @@ from devstack.event_sources import SqsPoller
 from devstack.lambda_runtime import LocalFunction
 from devstack.processes import ChildServer, start_moto, start_osmem
 from devstack.resources import create_resources
-from devstack.template import TEMPLATE_PATH, Template, load_template
+from devstack.template import LOCAL_ACCOUNT, LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-STACK_NAME = "vector-ingestion-local"
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 
 
@@ -61,8 +58,8 @@ class LocalStack:
             "AWS_ENDPOINT_URL": self.aws_endpoint_url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_REGION": LOCAL_REGION,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
@@ -82,26 +79,14 @@ class LocalStack:
         os.environ.update(self._environment())
         session = boto3.Session()
         template = Template(
-            load_template(TEMPLATE_PATH),
+            load_template(),
             parameters={"Stage": c.stage, "ExistingOpenSearchEndpoint": self.opensearch_url, "OpenSearchAuth": "none"},
-            pseudo={
-                "AWS::Region": REGION,
-                "AWS::AccountId": ACCOUNT,
-                "AWS::Partition": "aws",
-                "AWS::URLSuffix": "amazonaws.com",
-                "AWS::StackName": STACK_NAME,
-            },
+            pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
         create_resources(template, session)
         self.template = template
-        functions = [LocalFunction(spec, REGION, ACCOUNT) for spec in template.functions()]
-        # All functions share this process, so their variables must agree (they come from Globals).
-        merged: dict[str, str] = {}
-        for fn in functions:
-            for key, value in fn.spec.environment.items():
-                if merged.setdefault(key, value) != value:
-                    raise ValueError(f"functions disagree on {key}; the local stack runs them in one process")
-        os.environ.update(merged)
+        functions = [LocalFunction(spec, LOCAL_REGION, LOCAL_ACCOUNT) for spec in template.functions()]
+        os.environ.update(template.shared_environment())
         if str(FUNCTIONS_DIR) not in sys.path:
             sys.path.insert(0, str(FUNCTIONS_DIR))
         sqs = session.client("sqs")
@@ -109,7 +94,7 @@ class LocalStack:
             for source in fn.spec.sqs_sources:
                 queue = template.physical[source.queue_logical_id]
                 self.pollers.append(
-                    SqsPoller(fn, source, queue["QueueUrl"], queue["Arn"], sqs, REGION, retry_after=c.retry_after)
+                    SqsPoller(fn, source, queue["QueueUrl"], queue["Arn"], sqs, LOCAL_REGION, retry_after=c.retry_after)
                 )
         self.gateway = ApiGateway(functions, c.host, c.port, c.stage)
         self.gateway.start()

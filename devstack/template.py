@@ -13,6 +13,15 @@ from typing import Any
 import yaml
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "template.yaml"
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT = "123456789012"
+LOCAL_PSEUDO_PARAMETERS = {
+    "AWS::Region": LOCAL_REGION,
+    "AWS::AccountId": LOCAL_ACCOUNT,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": "vector-ingestion-local",
+}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -134,6 +143,16 @@ class Template:
             else:
                 out += str(self.resolve({"Ref": name}))
         return out + rest
+
+    def shared_environment(self) -> dict[str, str]:
+        """The union of every function's variables; they must agree, as the local stack runs all
+        functions in one process (the template declares them in Globals)."""
+        merged: dict[str, str] = {}
+        for spec in self.functions():
+            for key, value in spec.environment.items():
+                if merged.setdefault(key, value) != value:
+                    raise ValueError(f"functions disagree on {key}; the local stack runs them in one process")
+        return merged
 
     def functions(self) -> list[FunctionSpec]:
         function_globals = self.document.get("Globals", {}).get("Function", {})
