@@ -9,15 +9,18 @@ from vector_tasks.handlers.queue import chunk_consumer
 from vector_tasks.observability import logger
 from vector_tasks.wiring import chunk_processor
 
+ABANDONED_DETAIL = (
+    "Not processed: the worker failed on every delivery of this item's chunk, which went to the "
+    "dead-letter queue (the worker's logs have the error); restart the task to try again"
+)
+
 
 def _abandon(ref: ChunkRef, record: SQSRecord) -> str:
-    receives = record.attributes.approximate_receive_count
-    logger.warning("Giving up on a chunk from the dead-letter queue", extra={"receives": receives})
-    detail = (
-        f"Not processed: the worker failed on this item's chunk {receives} times and gave up "
-        "(see the worker's logs for the error); restart the task to try again"
+    logger.warning(
+        "Giving up on a chunk from the dead-letter queue",
+        extra={"receives": record.attributes.approximate_receive_count},
     )
-    return chunk_processor().abandon(ref, detail)
+    return chunk_processor().abandon(ref, ABANDONED_DETAIL)
 
 
-lambda_handler = chunk_consumer(_abandon)
+lambda_handler = chunk_consumer(_abandon, drop_malformed=True)

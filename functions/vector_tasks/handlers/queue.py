@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from vector_tasks.domain.model import ChunkRef
 from vector_tasks.models.messages import ChunkMessage
@@ -17,16 +18,25 @@ from vector_tasks.observability import logger, metrics, tracer
 
 def chunk_consumer(
     handle: Callable[[ChunkRef, SQSRecord], str],
+    drop_malformed: bool = False,
 ) -> Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]:
     """A Lambda handler that parses each record as a chunk message and passes it to `handle`.
 
     A record whose handling raises is reported in `batchItemFailures`, so SQS redelivers just
     that record and moves it to the dead-letter queue after the redrive policy's receive count.
+    A record that is not a chunk message fails like any other, unless `drop_malformed` (the
+    end of the line: the dead-letter handler), where it is logged as an error and consumed.
     """
     processor = BatchProcessor(event_type=EventType.SQS)
 
     def record_handler(record: SQSRecord) -> str:
-        ref = ChunkMessage.model_validate_json(record.body).ref()
+        try:
+            ref = ChunkMessage.model_validate_json(record.body).ref()
+        except ValidationError:
+            if not drop_malformed:
+                raise
+            logger.error("Dropping a message that is not a chunk message", extra={"body": record.body[:2000]})
+            return "malformed"
         delivery = handle(ref, record)
         logger.info(
             "Chunk delivery handled",

@@ -1,0 +1,585 @@
+"""DynamoTaskStore against Amazon's DynamoDB Local: conditions, transactions and indexes as on AWS."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from tests.contract.conftest import EndpointSession
+from vector_tasks.adapters.task_store import DynamoTaskStore
+from vector_tasks.domain.limits import CHUNK_MAX_BYTES
+from vector_tasks.domain.model import ChunkOutcome, ChunkRef, ItemFailure, Task, TaskKind, TaskStatus
+
+pytestmark = pytest.mark.contract
+
+UPSERTION = TaskKind.UPSERTION
+DELETION = TaskKind.DELETION
+T0 = datetime(2026, 3, 1, 12, 0, 0, 900_000, tzinfo=UTC)
+
+
+def make_task(
+    task_id: str,
+    *,
+    kind: TaskKind = UPSERTION,
+    status: TaskStatus = TaskStatus.PENDING,
+    created_at: datetime = T0,
+    attempt: int = 1,
+    item_count: int = 30,
+    chunk_count: int = 3,
+    fingerprint: str | None = None,
+    **fields: Any,
+) -> Task:
+    return Task(
+        kind=kind,
+        task_id=task_id,
+        embedding_model_id="all-MiniLM-L6-v2",
+        status=status,
+        created_at=created_at,
+        updated_at=created_at,
+        attempt=attempt,
+        item_count=item_count,
+        chunk_count=chunk_count,
+        fingerprint=fingerprint or f"fp-{task_id}",
+        **fields,
+    )
+
+
+def stored(store: DynamoTaskStore, task: Task, with_failures: bool = False) -> Task:
+    found = store.get_task(task.kind, task.task_id, with_failures=with_failures)
+    assert found is not None, f"task {task.task_id} is not stored"
+    return found
+
+
+def started(store: DynamoTaskStore, task: Task) -> Task:
+    """Insert the task and move it to running, as the first worker does."""
+    assert store.insert_task(task) is None
+    assert store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=task.created_at)
+    return stored(store, task)
+
+
+def restart(table: Any, task: Task) -> Task:
+    """What a restart does to the task item (the restart state machine's conditional update)."""
+    table.update_item(
+        Key={"pk": f"{task.kind.value}#{task.task_id}", "sk": "TASK"},
+        UpdateExpression="SET attempt = attempt + :one, #s = :running, status_pk = :status_pk, "
+        "chunks_done = :zero, succeeded = :zero, failed = :zero, errors = :zero",
+        ConditionExpression="attempt = :attempt",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={
+            ":one": 1,
+            ":zero": 0,
+            ":attempt": task.attempt,
+            ":running": TaskStatus.RUNNING.value,
+            ":status_pk": f"{task.kind.value}#{TaskStatus.RUNNING.value}",
+        },
+    )
+    return replace(task, attempt=task.attempt + 1, status=TaskStatus.RUNNING)
+
+
+def counters(task: Task) -> tuple[int, int, int, int]:
+    return task.chunks_done, task.succeeded, task.failed, task.errors
+
+
+@pytest.fixture
+def table(aws_session: EndpointSession, task_table: str) -> Any:
+    return aws_session.resource("dynamodb").Table(task_table)
+
+
+@pytest.fixture
+def queries(store: DynamoTaskStore) -> list[dict[str, Any]]:
+    """The parameters of every Query the store's client sends."""
+    sent: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.append(dict(params))
+
+    store._table.meta.client.meta.events.register("provide-client-params.dynamodb.Query", record)
+    return sent
+
+
+# -- insert / get ----------------------------------------------------------------------------
+
+
+def test_insert_then_get_round_trips_every_field(store: DynamoTaskStore) -> None:
+    task = make_task(
+        "t-1",
+        created_at=datetime(2026, 3, 1, 12, 0, 0, 123_456, tzinfo=UTC),
+        item_count=10_000,
+        chunk_count=100,
+        chunks_done=7,
+        succeeded=650,
+        failed=50,
+        errors=48,
+        error="embedding provider said: ünïcödé 🚫",
+        dispatched=True,
+    )
+    task.updated_at = datetime(2026, 3, 1, 14, 30, 0, 1, tzinfo=timezone(timedelta(hours=2)))
+
+    assert store.insert_task(task) is None
+    got = stored(store, task)
+
+    assert got == task  # dataclass equality: every field, failures (None) included
+    assert got.updated_at.utcoffset() == timedelta(hours=2)
+    assert got.created_at.tzinfo is not None
+    assert got.created_at.utcoffset() == timedelta(0)
+    for name in ("attempt", "item_count", "chunk_count", "chunks_done", "succeeded", "failed", "errors"):
+        assert type(getattr(got, name)) is int, name
+    assert got.dispatched is True
+
+
+def test_defaults_round_trip(store: DynamoTaskStore) -> None:
+    task = make_task("plain", kind=DELETION)
+    assert store.insert_task(task) is None
+    got = stored(store, task)
+    assert got == task
+    assert got.error is None
+    assert got.dispatched is False
+
+
+def test_insert_of_a_taken_id_returns_the_stored_task_and_leaves_it(store: DynamoTaskStore) -> None:
+    first = make_task("dup", fingerprint="fp-first", item_count=5)
+    assert store.insert_task(first) is None
+
+    second = make_task("dup", fingerprint="fp-second", item_count=99, created_at=T0 + timedelta(hours=1))
+    existing = store.insert_task(second)
+
+    assert existing is not None
+    assert existing.fingerprint == "fp-first"
+    assert existing == first
+    assert stored(store, first) == first
+
+
+def test_the_same_id_of_another_kind_is_another_task(store: DynamoTaskStore) -> None:
+    upsertion = make_task("shared-id", kind=UPSERTION, fingerprint="fp-u")
+    deletion = make_task("shared-id", kind=DELETION, fingerprint="fp-d")
+    assert store.insert_task(upsertion) is None
+    assert store.insert_task(deletion) is None
+    assert stored(store, upsertion).fingerprint == "fp-u"
+    assert stored(store, deletion).fingerprint == "fp-d"
+
+
+def test_get_of_an_unknown_task_is_none(store: DynamoTaskStore) -> None:
+    assert store.get_task(UPSERTION, "nope") is None
+    assert store.get_task(UPSERTION, "nope", with_failures=True) is None
+
+
+def test_mark_dispatched(store: DynamoTaskStore) -> None:
+    task = make_task("d")
+    store.insert_task(task)
+    store.mark_dispatched(UPSERTION, "d")
+    assert stored(store, task).dispatched is True
+
+
+# -- listing ---------------------------------------------------------------------------------
+
+TOTAL = 250
+
+
+@pytest.fixture
+def listed(store: DynamoTaskStore) -> list[Task]:
+    """250 upsertion tasks created 1 ms apart (crossing a whole second), inserted out of order,
+    plus deletion tasks that must never show up in upsertion listings. Newest first."""
+    tasks = [make_task(f"task-{i:03d}", created_at=T0 + timedelta(milliseconds=i)) for i in range(TOTAL)]
+    for task in random.Random(7).sample(tasks, len(tasks)):
+        assert store.insert_task(task) is None
+    for i in range(5):
+        assert store.insert_task(make_task(f"del-{i}", kind=DELETION, created_at=T0 + timedelta(days=1))) is None
+    return sorted(tasks, key=lambda t: t.created_at, reverse=True)
+
+
+def ids(tasks: list[Task]) -> list[str]:
+    return [t.task_id for t in tasks]
+
+
+def test_list_is_newest_first(store: DynamoTaskStore, listed: list[Task], queries: list[dict[str, Any]]) -> None:
+    page = store.list_tasks(UPSERTION, None, 0, 100)
+    assert ids(page.tasks) == ids(listed[:100])
+    assert page.next_offset == 100
+    assert page.tasks[0] == listed[0]  # full tasks, not just ids
+    assert queries
+    assert {q["IndexName"] for q in queries} == {"ByCreated"}
+
+
+@pytest.mark.parametrize(
+    ("offset", "limit", "count", "next_offset"),
+    [
+        (0, 1, 1, 1),
+        (100, 100, 100, 200),
+        (199, 50, 50, 249),  # one left after this page
+        (200, 50, 50, None),  # ends exactly at the last task
+        (249, 50, 1, None),
+        (240, 100, 10, None),
+        (250, 10, 0, None),
+        (1000, 10, 0, None),
+    ],
+)
+def test_list_pages_at_the_edges(
+    store: DynamoTaskStore, listed: list[Task], offset: int, limit: int, count: int, next_offset: int | None
+) -> None:
+    page = store.list_tasks(UPSERTION, None, offset, limit)
+    assert ids(page.tasks) == ids(listed[offset : offset + limit])
+    assert len(page.tasks) == count
+    assert page.next_offset == next_offset
+
+
+def test_walking_the_pages_visits_every_task_once(store: DynamoTaskStore, listed: list[Task]) -> None:
+    seen: list[str] = []
+    offset: int | None = 0
+    pages = 0
+    while offset is not None:
+        page = store.list_tasks(UPSERTION, None, offset, 37)
+        seen.extend(ids(page.tasks))
+        offset = page.next_offset
+        pages += 1
+    assert seen == ids(listed)
+    assert pages == -(-TOTAL // 37)
+
+
+def test_other_kinds_are_listed_apart(store: DynamoTaskStore, listed: list[Task]) -> None:
+    page = store.list_tasks(DELETION, None, 0, 100)
+    assert sorted(ids(page.tasks)) == [f"del-{i}" for i in range(5)]
+    assert page.next_offset is None
+
+
+def test_status_filter_uses_the_status_index_and_follows_transitions(
+    store: DynamoTaskStore, listed: list[Task], queries: list[dict[str, Any]]
+) -> None:
+    running = [t for t in listed if int(t.task_id[-3:]) % 5 == 0]
+    for task in running:
+        assert store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=T0 + timedelta(hours=1))
+    queries.clear()
+
+    page = store.list_tasks(UPSERTION, TaskStatus.RUNNING, 0, 100)
+    assert ids(page.tasks) == ids(running)
+    assert all(t.status is TaskStatus.RUNNING for t in page.tasks)
+    assert page.next_offset is None
+    assert queries
+    assert {q["IndexName"] for q in queries} == {"ByStatus"}
+
+    pending = store.list_tasks(UPSERTION, TaskStatus.PENDING, 0, 100)
+    assert ids(pending.tasks) == ids([t for t in listed if t not in running][:100])
+    assert pending.next_offset == 100
+    assert store.list_tasks(UPSERTION, TaskStatus.PENDING, 150, 100).next_offset is None
+    assert len(store.list_tasks(UPSERTION, TaskStatus.PENDING, 150, 100).tasks) == TOTAL - len(running) - 150
+
+    # Two of them finish: they leave `running` and appear under `done`, newest first.
+    finished = [running[3], running[10]]
+    for task in finished:
+        assert store.transition(task, TaskStatus.DONE, expect=(TaskStatus.RUNNING,), now=T0 + timedelta(hours=2))
+    assert ids(store.list_tasks(UPSERTION, TaskStatus.RUNNING, 0, 100).tasks) == ids(
+        [t for t in running if t not in finished]
+    )
+    assert ids(store.list_tasks(UPSERTION, TaskStatus.DONE, 0, 100).tasks) == ids(finished)
+    assert store.list_tasks(UPSERTION, TaskStatus.CANCELED, 0, 100).tasks == []
+    assert store.list_tasks(DELETION, TaskStatus.RUNNING, 0, 100).tasks == []
+    # The unfiltered listing still has all of them, each with its current status.
+    everything = store.list_tasks(UPSERTION, None, 0, TOTAL).tasks
+    assert ids(everything) == ids(listed)
+    assert {t.task_id for t in everything if t.status is TaskStatus.DONE} == set(ids(finished))
+
+
+# -- transitions -----------------------------------------------------------------------------
+
+
+def test_transition_from_an_expected_status(store: DynamoTaskStore) -> None:
+    task = make_task("tr")
+    store.insert_task(task)
+    now = T0 + timedelta(minutes=5)
+
+    assert store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=now) is True
+
+    got = stored(store, task)
+    assert got.status is TaskStatus.RUNNING
+    assert got.updated_at == now
+    assert got.error is None
+    assert counters(got) == (0, 0, 0, 0)
+
+
+def test_transition_from_another_status_is_refused(store: DynamoTaskStore) -> None:
+    task = make_task("tr")
+    store.insert_task(task)
+    assert store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=T0)
+
+    later = T0 + timedelta(minutes=1)
+    assert store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=later) is False
+    assert store.transition(task, TaskStatus.PENDING, expect=(TaskStatus.DONE, TaskStatus.FAILED), now=later) is False
+    got = stored(store, task)
+    assert got.status is TaskStatus.RUNNING
+    assert got.updated_at == T0
+
+    # Any of several expected statuses will do.
+    assert store.transition(
+        task, TaskStatus.CANCELED, expect=(TaskStatus.PENDING, TaskStatus.RUNNING), now=later
+    ) is True
+    assert stored(store, task).status is TaskStatus.CANCELED
+
+
+def test_transition_of_another_attempt_is_refused(store: DynamoTaskStore) -> None:
+    task = make_task("tr", attempt=2)
+    store.insert_task(task)
+    for attempt in (1, 3):
+        assert (
+            store.transition(replace(task, attempt=attempt), TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=T0)
+            is False
+        )
+    assert stored(store, task).status is TaskStatus.PENDING
+    assert store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=T0) is True
+
+
+def test_transition_of_an_unknown_task_is_refused_and_creates_nothing(store: DynamoTaskStore) -> None:
+    ghost = make_task("ghost")
+    assert store.transition(ghost, TaskStatus.CANCELED, expect=(TaskStatus.PENDING,), now=T0) is False
+    assert store.get_task(UPSERTION, "ghost") is None
+
+
+def test_transition_records_the_error(store: DynamoTaskStore) -> None:
+    task = started(store, make_task("tr"))
+    assert store.transition(
+        task, TaskStatus.FAILED, expect=(TaskStatus.RUNNING,), now=T0, error="model 'x' is not deployed"
+    )
+    got = stored(store, task)
+    assert got.status is TaskStatus.FAILED
+    assert got.error == "model 'x' is not deployed"
+    # A later transition without an error clears it (restart to pending, say).
+    assert store.transition(task, TaskStatus.PENDING, expect=(TaskStatus.FAILED,), now=T0)
+    assert stored(store, task).error is None
+
+
+def test_require_all_chunks_refuses_until_every_chunk_is_recorded(store: DynamoTaskStore) -> None:
+    task = started(store, make_task("all", chunk_count=2, item_count=4))
+    finish: dict[str, Any] = {"expect": (TaskStatus.RUNNING,), "now": T0, "require_all_chunks": True}
+
+    assert store.transition(task, TaskStatus.DONE, **finish) is False
+    assert store.record_chunk(ChunkRef(UPSERTION, "all", 1, 0), ChunkOutcome(succeeded=2), now=T0)
+    assert store.transition(task, TaskStatus.DONE, **finish) is False
+    assert stored(store, task).status is TaskStatus.RUNNING
+
+    assert store.record_chunk(ChunkRef(UPSERTION, "all", 1, 1), ChunkOutcome(succeeded=2), now=T0)
+    assert store.transition(task, TaskStatus.DONE, **finish) is True
+    got = stored(store, task)
+    assert got.status is TaskStatus.DONE
+    assert counters(got) == (2, 4, 0, 0)
+
+
+# -- chunks ----------------------------------------------------------------------------------
+
+
+def test_chunks_round_trip(store: DynamoTaskStore) -> None:
+    upsertion_chunks: list[list[Any]] = [
+        [
+            {"object_id": "naïve-1", "payload": {"text": "Grüße aus Köln — 日本語 🚀", "tags": ["a", "ß"]}},
+            {
+                "object_id": "nested",
+                "payload": {"deep": {"list": [1, 2.5, None, True, {"x": [[], {}]}], "n": -3}},
+                "item_info": {"source": "s3://bucket/key", "page": 7, "score": 0.125},
+            },
+            {"object_id": "bare"},
+        ],
+        [{"object_id": f"o-{i}", "payload": {"text": f"item {i}"}} for i in range(100)],
+        [{"object_id": "emoji-🙂", "payload": {"text": "\u0000 nul and \u2028 separators \ud83d\ude00"}}],
+    ]
+    store.put_chunks(UPSERTION, "c", upsertion_chunks)
+    store.put_chunks(DELETION, "c", [["id-1", "ïd-2"], ["🙂"]])
+
+    for number, items in enumerate(upsertion_chunks):
+        assert store.load_chunk(ChunkRef(UPSERTION, "c", 1, number)) == items
+    assert store.load_chunk(ChunkRef(DELETION, "c", 1, 0)) == ["id-1", "ïd-2"]
+    assert store.load_chunk(ChunkRef(DELETION, "c", 1, 1)) == ["🙂"]
+    # The attempt does not matter for reading a chunk: a restart reuses the stored chunks.
+    assert store.load_chunk(ChunkRef(UPSERTION, "c", 4, 1)) == upsertion_chunks[1]
+
+
+def test_more_chunks_than_one_batch_write(store: DynamoTaskStore) -> None:
+    chunks = [[{"object_id": f"{n}-{i}"} for i in range(3)] for n in range(60)]
+    store.put_chunks(UPSERTION, "many", chunks)
+    for number in (0, 24, 25, 26, 59):
+        assert store.load_chunk(ChunkRef(UPSERTION, "many", 1, number)) == chunks[number]
+
+
+def test_a_chunk_of_the_largest_size_stores(store: DynamoTaskStore) -> None:
+    """~300 KB of JSON of poorly compressible payloads still fits a 400 KB item once compressed."""
+    rng = random.Random(42)
+    items: list[Any] = []
+    size = 2
+    while True:
+        text = base64.b64encode(rng.randbytes(2_000)).decode()
+        item = {"object_id": f"big-{len(items)}", "payload": {"text": text, "n": len(items)}}
+        item_size = len(json.dumps(item, separators=(",", ":"))) + 1
+        if size + item_size > CHUNK_MAX_BYTES:
+            break
+        items.append(item)
+        size += item_size
+    assert size > CHUNK_MAX_BYTES - 3_000
+
+    store.put_chunks(UPSERTION, "big", [items])
+    assert store.load_chunk(ChunkRef(UPSERTION, "big", 1, 0)) == items
+
+
+def test_loading_a_chunk_that_is_not_stored_raises(store: DynamoTaskStore) -> None:
+    store.put_chunks(UPSERTION, "c", [["only"]])
+    with pytest.raises(LookupError, match="chunk 1"):
+        store.load_chunk(ChunkRef(UPSERTION, "c", 1, 1))
+    with pytest.raises(LookupError):
+        store.load_chunk(ChunkRef(DELETION, "c", 1, 0))
+
+
+# -- recording chunk results -----------------------------------------------------------------
+
+OUTCOME = ChunkOutcome(
+    succeeded=7,
+    failures=(
+        ItemFailure("bad-1", "Embedding failed: text too long"),
+        ItemFailure("gone", "Object not found in index", counts_as_error=False),
+        ItemFailure("bad-2", "mapper_parsing_exception: ünïcödé"),
+    ),
+)
+
+
+def test_record_chunk_counts_once(store: DynamoTaskStore) -> None:
+    task = started(store, make_task("r", chunk_count=3))
+    ref = ChunkRef(UPSERTION, "r", 1, 0)
+    first_at = T0 + timedelta(minutes=1)
+
+    assert store.chunk_recorded(ref) is False
+    assert store.record_chunk(ref, OUTCOME, now=first_at) is True
+    got = stored(store, task)
+    assert counters(got) == (1, 7, 3, 2)
+    assert got.updated_at == first_at
+    assert store.chunk_recorded(ref) is True
+
+    # Redelivery of the same chunk: the transaction's condition refuses it, nothing changes.
+    assert store.record_chunk(ref, OUTCOME, now=T0 + timedelta(minutes=2)) is False
+    again = stored(store, task)
+    assert counters(again) == (1, 7, 3, 2)
+    assert again.updated_at == first_at
+
+    # Another chunk adds up.
+    other = ChunkRef(UPSERTION, "r", 1, 1)
+    assert store.chunk_recorded(other) is False
+    assert store.record_chunk(other, ChunkOutcome(succeeded=10), now=first_at) is True
+    assert counters(stored(store, task)) == (2, 17, 3, 2)
+    assert store.chunk_recorded(ChunkRef(UPSERTION, "r", 1, 2)) is False
+
+
+def test_record_chunk_while_pending_is_refused_entirely(store: DynamoTaskStore) -> None:
+    task = make_task("p")
+    store.insert_task(task)
+    ref = ChunkRef(UPSERTION, "p", 1, 0)
+
+    assert store.record_chunk(ref, OUTCOME, now=T0) is False
+    assert counters(stored(store, task)) == (0, 0, 0, 0)
+    # The result item is part of the same transaction: it was not written either.
+    assert store.chunk_recorded(ref) is False
+    assert stored(store, task, with_failures=True).failures == []
+
+
+@pytest.mark.parametrize("status", [TaskStatus.DONE, TaskStatus.FAILED])
+def test_record_chunk_of_a_finished_task_is_refused(store: DynamoTaskStore, status: TaskStatus) -> None:
+    task = started(store, make_task("f"))
+    assert store.transition(task, status, expect=(TaskStatus.RUNNING,), now=T0)
+    ref = ChunkRef(UPSERTION, "f", 1, 0)
+    assert store.record_chunk(ref, OUTCOME, now=T0) is False
+    assert counters(stored(store, task)) == (0, 0, 0, 0)
+    assert store.chunk_recorded(ref) is False
+
+
+def test_record_chunk_of_a_canceled_task_still_counts(store: DynamoTaskStore) -> None:
+    task = started(store, make_task("x"))
+    assert store.transition(task, TaskStatus.CANCELED, expect=(TaskStatus.RUNNING,), now=T0)
+    ref = ChunkRef(UPSERTION, "x", 1, 0)
+
+    assert store.record_chunk(ref, OUTCOME, now=T0) is True
+    got = stored(store, task)
+    assert got.status is TaskStatus.CANCELED
+    assert counters(got) == (1, 7, 3, 2)
+    assert store.chunk_recorded(ref) is True
+    assert store.record_chunk(ref, OUTCOME, now=T0) is False
+    assert counters(stored(store, task)) == (1, 7, 3, 2)
+
+
+def test_record_chunk_of_an_unknown_task_is_refused(store: DynamoTaskStore) -> None:
+    ref = ChunkRef(UPSERTION, "ghost", 1, 0)
+    assert store.record_chunk(ref, OUTCOME, now=T0) is False
+    assert store.chunk_recorded(ref) is False
+    assert store.get_task(UPSERTION, "ghost") is None
+
+
+def test_failures_are_those_of_the_current_attempt(store: DynamoTaskStore, table: Any) -> None:
+    task = started(store, make_task("a", chunk_count=2))
+    assert stored(store, task).failures is None
+    assert stored(store, task, with_failures=True).failures == []
+
+    assert store.record_chunk(ChunkRef(UPSERTION, "a", 1, 0), OUTCOME, now=T0)
+    assert store.record_chunk(
+        ChunkRef(UPSERTION, "a", 1, 1), ChunkOutcome(succeeded=9, failures=(ItemFailure("b1", "old"),)), now=T0
+    )
+    assert stored(store, task, with_failures=True).failures == [
+        ItemFailure("bad-1", "Embedding failed: text too long"),
+        ItemFailure("gone", "Object not found in index"),
+        ItemFailure("bad-2", "mapper_parsing_exception: ünïcödé"),
+        ItemFailure("b1", "old"),
+    ]
+
+    task2 = restart(table, task)
+    assert store.chunk_recorded(ChunkRef(UPSERTION, "a", 2, 0)) is False
+    assert stored(store, task2, with_failures=True).failures == []
+
+    # Attempt 2 records chunk 0 again (over attempt 1's result); chunk 1 still holds attempt 1's.
+    ref2 = ChunkRef(UPSERTION, "a", 2, 0)
+    assert store.record_chunk(ref2, ChunkOutcome(succeeded=9, failures=(ItemFailure("c1", "new"),)), now=T0)
+    assert store.chunk_recorded(ref2) is True
+    assert store.chunk_recorded(ChunkRef(UPSERTION, "a", 2, 1)) is False
+    got = stored(store, task2, with_failures=True)
+    assert got.attempt == 2
+    assert got.failures == [ItemFailure("c1", "new")]
+    assert counters(got) == (1, 9, 1, 1)
+
+    # A message of attempt 1 delivered late is fenced off, whichever chunk it is for.
+    for chunk in (0, 1):
+        assert store.record_chunk(ChunkRef(UPSERTION, "a", 1, chunk), OUTCOME, now=T0) is False
+    got = stored(store, task2, with_failures=True)
+    assert got.failures == [ItemFailure("c1", "new")]
+    assert counters(got) == (1, 9, 1, 1)
+
+
+def test_concurrent_records_of_one_chunk_count_once(
+    store: DynamoTaskStore, make_store: Callable[[], DynamoTaskStore]
+) -> None:
+    threads_n = 8
+    task = started(store, make_task("race", chunk_count=3))
+    for chunk in range(3):
+        ref = ChunkRef(UPSERTION, "race", 1, chunk)
+        stores = [make_store() for _ in range(threads_n)]  # boto3 resources are not thread-safe
+        barrier = threading.Barrier(threads_n)
+        results: list[bool] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def worker(own: DynamoTaskStore, ref: ChunkRef = ref, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                outcome = own.record_chunk(ref, OUTCOME, now=T0)
+            except BaseException as exc:
+                with lock:
+                    errors.append(exc)
+            else:
+                with lock:
+                    results.append(outcome)
+
+        threads = [threading.Thread(target=worker, args=(own,)) for own in stores]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+        assert errors == []
+        assert sorted(results) == [False] * (threads_n - 1) + [True], f"chunk {chunk}"
+        assert counters(stored(store, task)) == (chunk + 1, 7 * (chunk + 1), 3 * (chunk + 1), 2 * (chunk + 1))

@@ -1,0 +1,168 @@
+"""Every refused request: one error shape, a stable code, a message naming the problem."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from vector_tasks.domain.tasks import TaskService
+
+from tests.support.in_process import InProcessStack
+
+RUN = "/internal/upsertion-tasks/run"
+DELETE_RUN = "/internal/deletion-tasks/run"
+MODEL = "local-hash-384"
+
+
+def refused(stack: InProcessStack, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    status, body = stack.request(method, path, **kwargs)
+    assert set(body) == {"error"}, body
+    assert body["error"]["request_id"], body
+    return status, body["error"]
+
+
+def fields(error: dict[str, Any]) -> dict[str, str]:
+    return {d["field"]: d["type"] for d in error["details"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "kind"),
+    [
+        ({"items": [{"object_id": "a"}]}, "body.embedding_model_id", "missing"),
+        ({"embedding_model_id": MODEL}, "body.items", "missing"),
+        ({"embedding_model_id": MODEL, "items": []}, "body.items", "too_short"),
+        ({"embedding_model_id": MODEL, "items": [{"payload": {}}]}, "body.items.0.object_id", "missing"),
+        ({"embedding_model_id": MODEL, "items": [{"object_id": ""}]}, "body.items.0.object_id", "string_too_short"),
+        (
+            {"embedding_model_id": MODEL, "items": [{"object_id": "é" * 257}]},
+            "body.items.0.object_id",
+            "object_id_too_long",
+        ),
+        (
+            {"embedding_model_id": MODEL, "task_id": "has space", "items": [{"object_id": "a"}]},
+            "body.task_id",
+            "string_pattern_mismatch",
+        ),
+        (
+            {"embedding_model_id": MODEL, "task_id": "x" * 129, "items": [{"object_id": "a"}]},
+            "body.task_id",
+            "string_too_long",
+        ),
+        (
+            {"embedding_model_id": MODEL, "items": [{"object_id": "a", "payload": "text"}]},
+            "body.items.0.payload",
+            "dict_type",
+        ),
+        ({"embedding_model_id": MODEL, "items": [{"object_id": "a"}], "item": 1}, "body.item", "extra_forbidden"),
+    ],
+)
+def test_invalid_create_bodies_are_422_with_the_failing_field(
+    stack: InProcessStack, body: dict[str, Any], field: str, kind: str
+) -> None:
+    status, error = refused(stack, "POST", RUN, body=body)
+    assert status == 422
+    assert error["code"] == "validation_error"
+    assert fields(error) == {field: kind}
+
+
+def test_object_id_limit_is_counted_in_utf8_bytes(stack: InProcessStack) -> None:
+    assert stack.request("POST", RUN, body={"embedding_model_id": MODEL, "items": [{"object_id": "é" * 256}]})[0] == 202
+    status, error = refused(stack, "POST", RUN, body={"embedding_model_id": MODEL, "items": [{"object_id": "é" * 257}]})
+    assert status == 422
+    assert error["details"][0]["reason"] == "object_id is 514 bytes of UTF-8; the limit is 512"
+
+
+def test_more_than_10000_items_is_422(stack: InProcessStack) -> None:
+    body = {"embedding_model_id": MODEL, "items": [{"object_id": str(i)} for i in range(10_001)]}
+    status, error = refused(stack, "POST", RUN, body=body)
+    assert status == 422
+    assert fields(error) == {"body.items": "too_long"}
+
+
+def test_duplicate_object_ids_are_422_naming_them(stack: InProcessStack) -> None:
+    body = {"embedding_model_id": MODEL, "items": [{"object_id": i} for i in ["a", "b", "a", "c", "b"]]}
+    status, error = refused(stack, "POST", RUN, body=body)
+    assert status == 422
+    (detail,) = error["details"]
+    assert detail["type"] == "duplicate_object_ids"
+    assert detail["reason"] == "object_id values must be unique within a task; repeated: 'a', 'b'"
+
+    status, error = refused(stack, "POST", DELETE_RUN, body={"embedding_model_id": MODEL, "object_ids": ["x", "x"]})
+    assert status == 422
+    assert error["details"][0]["type"] == "duplicate_object_ids"
+
+
+def test_unknown_model_is_422_with_its_own_code(stack: InProcessStack) -> None:
+    status, error = refused(stack, "POST", RUN, body={"embedding_model_id": "nope", "items": [{"object_id": "a"}]})
+    assert status == 422
+    assert error["code"] == "unknown_embedding_model"
+    assert error["message"] == "Unknown embedding_model_id 'nope'; deployed models: local-hash-384, precomputed-384"
+
+
+def test_malformed_json_is_400(stack: InProcessStack) -> None:
+    status, error = refused(stack, "POST", RUN, raw_body='{"embedding_model_id": ')
+    assert status == 400
+    assert error["code"] == "invalid_json"
+
+
+def test_body_over_6_mb_is_413_and_creates_nothing(stack: InProcessStack) -> None:
+    text = "w " * 1_600
+    body = {
+        "embedding_model_id": MODEL,
+        "task_id": "huge",
+        "items": [{"object_id": str(i), "payload": {"text": text}} for i in range(2_000)],
+    }
+    assert len(json.dumps(body)) > 6 * 1024 * 1024
+    status, error = refused(stack, "POST", RUN, body=body)
+    assert status == 413
+    assert error["code"] == "request_too_large"
+    assert stack.request("GET", "/internal/upsertion-tasks/info", "task_id=huge")[0] == 404
+
+
+def test_an_item_over_256_kb_is_422_naming_it(stack: InProcessStack) -> None:
+    body = {"embedding_model_id": MODEL, "items": [{"object_id": "fat", "payload": {"text": "x" * 300_000}}]}
+    status, error = refused(stack, "POST", RUN, body=body)
+    assert status == 422
+    assert error["code"] == "item_too_large"
+    assert "'fat'" in error["message"]
+
+
+def test_info_of_an_unknown_task_is_404(stack: InProcessStack) -> None:
+    status, error = refused(stack, "GET", "/internal/upsertion-tasks/info", query="task_id=missing")
+    assert status == 404
+    assert error["code"] == "task_not_found"
+    assert error["message"] == "No upsertion task with task_id 'missing'"
+
+
+def test_info_without_task_id_is_422(stack: InProcessStack) -> None:
+    status, error = refused(stack, "GET", "/internal/deletion-tasks/info")
+    assert status == 422
+    assert fields(error) == {"query.task_id": "missing"}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("status=finished", "query.status"),
+        ("limit=101", "query.limit"),
+        ("limit=0", "query.limit"),
+        ("offset=-1", "query.offset"),
+        ("offset=x", "query.offset"),
+    ],
+)
+def test_list_rejects_bad_parameters(stack: InProcessStack, query: str, field: str) -> None:
+    status, error = refused(stack, "GET", "/internal/upsertion-tasks/list", query=query)
+    assert status == 422
+    assert list(fields(error)) == [field]
+
+
+def test_an_unexpected_error_is_500_without_internals(stack: InProcessStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(*_: Any, **__: Any) -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(TaskService, "get", explode)
+    status, error = refused(stack, "GET", "/internal/upsertion-tasks/info", query="task_id=x")
+    assert status == 500
+    assert error["code"] == "internal_error"
+    assert "secret" not in json.dumps(error)
