@@ -62,7 +62,8 @@ class FunctionSpec:
     handler: str
     timeout: int
     memory_size: int
-    environment: dict[str, str]
+    # As written in the template (intrinsics unresolved): see Template.shared_environment.
+    environment: dict[str, Any]
     routes: list[tuple[str, str]] = field(default_factory=list)  # (METHOD, /path)
     sqs_sources: list[SqsEventSource] = field(default_factory=list)
 
@@ -149,7 +150,8 @@ class Template:
         functions in one process (the template declares them in Globals)."""
         merged: dict[str, str] = {}
         for spec in self.functions():
-            for key, value in spec.environment.items():
+            for key, raw in spec.environment.items():
+                value = str(self.resolve(raw))
                 if merged.setdefault(key, value) != value:
                     raise ValueError(f"functions disagree on {key}; the local stack runs them in one process")
         return merged
@@ -170,7 +172,7 @@ class Template:
                 handler=props["Handler"],
                 timeout=int(props.get("Timeout", 3)),
                 memory_size=int(props.get("MemorySize", 128)),
-                environment={k: str(self.resolve(v)) for k, v in variables.items()},
+                environment=variables,
             )
             for event in props.get("Events", {}).values():
                 event_props = event["Properties"]

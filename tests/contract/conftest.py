@@ -196,15 +196,21 @@ def task_table(aws_session: EndpointSession) -> Iterator[str]:
 
 
 @pytest.fixture
+def dynamodb(aws_session: EndpointSession) -> Any:
+    """A boto3 DynamoDB resource pointed at DynamoDB Local."""
+    return aws_session.resource("dynamodb")
+
+
+@pytest.fixture
+def store(dynamodb: Any, task_table: str) -> DynamoTaskStore:
+    return DynamoTaskStore(task_table, resource=dynamodb)
+
+
+@pytest.fixture
 def make_store(aws_session: EndpointSession, task_table: str) -> Callable[[], DynamoTaskStore]:
-    """A DynamoTaskStore on the test's table with a boto3 resource of its own (one per thread)."""
+    """More stores on the test's table, each with a boto3 resource of its own (one per thread)."""
 
     def make() -> DynamoTaskStore:
         return DynamoTaskStore(task_table, resource=aws_session.resource("dynamodb"))
 
     return make
-
-
-@pytest.fixture
-def store(make_store: Callable[[], DynamoTaskStore]) -> DynamoTaskStore:
-    return make_store()

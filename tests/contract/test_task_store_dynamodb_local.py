@@ -13,10 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.contract.conftest import EndpointSession
 from vector_tasks.adapters.task_store import DynamoTaskStore
 from vector_tasks.domain.limits import CHUNK_MAX_BYTES
 from vector_tasks.domain.model import ChunkOutcome, ChunkRef, ItemFailure, Task, TaskKind, TaskStatus
+
+from .conftest import dynamodb_local_unavailable
+
+# One skip for the module, with the reason, rather than one per test.
+if (_unavailable := dynamodb_local_unavailable()) is not None:
+    pytest.skip(_unavailable, allow_module_level=True)
 
 pytestmark = pytest.mark.contract
 
@@ -89,19 +94,19 @@ def counters(task: Task) -> tuple[int, int, int, int]:
 
 
 @pytest.fixture
-def table(aws_session: EndpointSession, task_table: str) -> Any:
-    return aws_session.resource("dynamodb").Table(task_table)
+def table(dynamodb: Any, task_table: str) -> Any:
+    return dynamodb.Table(task_table)
 
 
 @pytest.fixture
-def queries(store: DynamoTaskStore) -> list[dict[str, Any]]:
+def queries(dynamodb: Any) -> list[dict[str, Any]]:
     """The parameters of every Query the store's client sends."""
     sent: list[dict[str, Any]] = []
 
     def record(params: dict[str, Any], **_: Any) -> None:
         sent.append(dict(params))
 
-    store._table.meta.client.meta.events.register("provide-client-params.dynamodb.Query", record)
+    dynamodb.meta.client.meta.events.register("provide-client-params.dynamodb.Query", record)
     return sent
 
 
@@ -348,7 +353,7 @@ def test_transition_records_the_error(store: DynamoTaskStore) -> None:
     got = stored(store, task)
     assert got.status is TaskStatus.FAILED
     assert got.error == "model 'x' is not deployed"
-    # A later transition without an error clears it (restart to pending, say).
+    # Restarting (to pending, without an error) clears it.
     assert store.transition(task, TaskStatus.PENDING, expect=(TaskStatus.FAILED,), now=T0)
     assert stored(store, task).error is None
 
@@ -384,7 +389,7 @@ def test_chunks_round_trip(store: DynamoTaskStore) -> None:
             {"object_id": "bare"},
         ],
         [{"object_id": f"o-{i}", "payload": {"text": f"item {i}"}} for i in range(100)],
-        [{"object_id": "emoji-🙂", "payload": {"text": "\u0000 nul and \u2028 separators \ud83d\ude00"}}],
+        [{"object_id": "emoji-🙂", "payload": {"text": "\u0000 nul, \u2028 separators, \U0001f600 astral"}}],
     ]
     store.put_chunks(UPSERTION, "c", upsertion_chunks)
     store.put_chunks(DELETION, "c", [["id-1", "ïd-2"], ["🙂"]])

@@ -1,0 +1,74 @@
+"""End-to-end tier: the local stack started as a user starts it (`python -m devstack`, what
+`make run` runs), on free loopback ports, and driven over HTTP only."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.http import HttpClient
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningStack:
+    api: HttpClient
+    opensearch: HttpClient
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    ports = {"PORT": _free_port(), "OPENSEARCH_PORT": _free_port(), "MOTO_PORT": _free_port()}
+    log = tmp_path_factory.mktemp("devstack") / "servers.log"
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "RETRY_AFTER": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "--server-log", str(log)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    drain: subprocess.Popen[bytes] | None = None
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 120
+        lines: list[str] = []
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the local stack exited during start-up: {lines}")
+            lines.append(line)
+            if line.startswith("Local stack ready"):
+                break
+        urls = dict(line.split(":", 1) for line in lines if line.startswith(("API:", "OpenSearch:")))
+        assert urls["API"].strip() == f"http://127.0.0.1:{ports['PORT']}"
+        assert urls["OpenSearch"].strip() == f"http://127.0.0.1:{ports['OPENSEARCH_PORT']}"
+        # Keep draining stdout (handler logs) so the stack never blocks on a full pipe.
+        drain = subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
+        yield RunningStack(HttpClient(urls["API"].strip()), HttpClient(urls["OpenSearch"].strip()))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if drain is not None:
+        drain.wait(timeout=10)
