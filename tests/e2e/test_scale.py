@@ -12,7 +12,7 @@ MODEL = "local-hash-384"
 
 
 def test_ten_thousand_items_reach_done_with_every_item_indexed(local_stack: RunningStack) -> None:
-    words = "vector search ingestion pipeline embedding chunk index shard replica query".split()
+    words = ["vector", "search", "ingestion", "pipeline", "embedding", "chunk", "index", "shard", "replica", "query"]
     items = [
         {
             "object_id": f"scale-{i:05d}",

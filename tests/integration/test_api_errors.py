@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from vector_tasks.domain.tasks import TaskService
 
 from tests.support.in_process import InProcessStack
+from vector_tasks.domain.tasks import TaskService
 
 RUN = "/internal/upsertion-tasks/run"
 DELETE_RUN = "/internal/deletion-tasks/run"

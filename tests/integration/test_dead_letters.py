@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from vector_tasks.handlers.dead_letter import ABANDONED_DETAIL
 
 from tests.support.in_process import InProcessStack
+from vector_tasks.handlers.dead_letter import ABANDONED_DETAIL
 
 
 def test_a_chunk_that_always_crashes_the_worker_ends_as_failed_items(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vector_tasks import wiring
-
 from tests.support.in_process import InProcessStack
+from vector_tasks import wiring
 
 MODEL = "local-hash-384"
 

@@ -86,7 +86,7 @@ def test_sam_build_produces_packages_whose_handlers_import(tmp_path: Path) -> No
 
 
 def _boto3_dir() -> str:
-    import boto3  # noqa: PLC0415 - only to find where it is installed
+    import boto3
 
     return str(Path(boto3.__file__).parent.parent)
 
