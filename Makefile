@@ -21,6 +21,10 @@ $(VENV)/.installed: requirements-dev.txt layers/dependencies/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(TOOLS)/.installed: requirements-tools.txt
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt
@@ -33,8 +37,10 @@ tools: $(TOOLS)/.installed ## Create .venv-tools with SAM CLI and cfn-lint
 run: setup ## Start the local stack (API on $$PORT or 3000, OpenSearch on $$OPENSEARCH_PORT or 9200)
 	$(BIN)/python -m devstack
 
-test: setup tools ## Run every test tier that can run here, template checks included
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: setup tools node_modules/.installed ## Run every test tier that can run here, template checks included
+	$(BIN)/pytest --ignore=tests/contract $(PYTEST_ARGS)
+	# DynamoDB Local listens on every interface: its tier runs in a private network namespace.
+	scripts/private-net $(BIN)/pytest tests/contract $(PYTEST_ARGS)
 
 test-fast: setup ## Unit and integration tiers only
 	$(BIN)/pytest tests/unit tests/integration $(PYTEST_ARGS)
@@ -62,4 +68,4 @@ openapi: setup ## Regenerate openapi.json from the code
 	PYTHONPATH=functions $(BIN)/python -m vector_tasks.handlers.openapi > openapi.json
 
 clean: ## Remove virtualenvs and build output
-	rm -rf $(VENV) $(TOOLS) .aws-sam .devstack
+	rm -rf $(VENV) $(TOOLS) .aws-sam .devstack node_modules

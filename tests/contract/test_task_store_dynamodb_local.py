@@ -15,7 +15,7 @@ import pytest
 
 from vector_tasks.adapters.task_store import DynamoTaskStore
 from vector_tasks.domain.limits import CHUNK_MAX_BYTES
-from vector_tasks.domain.model import ChunkOutcome, ChunkRef, ItemFailure, Task, TaskKind, TaskStatus
+from vector_tasks.domain.model import ChunkOutcome, ChunkRef, Item, ItemFailure, Task, TaskKind, TaskStatus
 
 from .conftest import dynamodb_local_unavailable
 
@@ -378,7 +378,7 @@ def test_require_all_chunks_refuses_until_every_chunk_is_recorded(store: DynamoT
 
 
 def test_chunks_round_trip(store: DynamoTaskStore) -> None:
-    upsertion_chunks: list[list[Any]] = [
+    upsertion_chunks: list[list[Item]] = [
         [
             {"object_id": "naïve-1", "payload": {"text": "Grüße aus Köln — 日本語 🚀", "tags": ["a", "ß"]}},
             {
@@ -403,7 +403,7 @@ def test_chunks_round_trip(store: DynamoTaskStore) -> None:
 
 
 def test_more_chunks_than_one_batch_write(store: DynamoTaskStore) -> None:
-    chunks = [[{"object_id": f"{n}-{i}"} for i in range(3)] for n in range(60)]
+    chunks: list[list[Item]] = [[{"object_id": f"{n}-{i}"} for i in range(3)] for n in range(60)]
     store.put_chunks(UPSERTION, "many", chunks)
     for number in (0, 24, 25, 26, 59):
         assert store.load_chunk(ChunkRef(UPSERTION, "many", 1, number)) == chunks[number]
@@ -412,7 +412,7 @@ def test_more_chunks_than_one_batch_write(store: DynamoTaskStore) -> None:
 def test_a_chunk_of_the_largest_size_stores(store: DynamoTaskStore) -> None:
     """~300 KB of JSON of poorly compressible payloads still fits a 400 KB item once compressed."""
     rng = random.Random(42)
-    items: list[Any] = []
+    items: list[Item] = []
     size = 2
     while True:
         text = base64.b64encode(rng.randbytes(2_000)).decode()
@@ -555,36 +555,43 @@ def test_failures_are_those_of_the_current_attempt(store: DynamoTaskStore, table
     assert counters(got) == (1, 9, 1, 1)
 
 
+def record_concurrently(stores: list[DynamoTaskStore], ref: ChunkRef) -> tuple[list[bool], list[BaseException]]:
+    """Each store records the same chunk in a thread of its own, all released at once."""
+    barrier = threading.Barrier(len(stores))
+    lock = threading.Lock()
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def worker(own: DynamoTaskStore) -> None:
+        barrier.wait()
+        try:
+            outcome = own.record_chunk(ref, OUTCOME, now=T0)
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+        else:
+            with lock:
+                results.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(own,)) for own in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return results, errors
+
+
 def test_concurrent_records_of_one_chunk_count_once(
     store: DynamoTaskStore, make_store: Callable[[], DynamoTaskStore]
 ) -> None:
     threads_n = 8
     task = started(store, make_task("race", chunk_count=3))
     for chunk in range(3):
-        ref = ChunkRef(UPSERTION, "race", 1, chunk)
         stores = [make_store() for _ in range(threads_n)]  # boto3 resources are not thread-safe
-        barrier = threading.Barrier(threads_n)
-        results: list[bool] = []
-        errors: list[BaseException] = []
-        lock = threading.Lock()
-
-        def worker(own: DynamoTaskStore, ref: ChunkRef = ref, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait()
-            try:
-                outcome = own.record_chunk(ref, OUTCOME, now=T0)
-            except BaseException as exc:
-                with lock:
-                    errors.append(exc)
-            else:
-                with lock:
-                    results.append(outcome)
-
-        threads = [threading.Thread(target=worker, args=(own,)) for own in stores]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        results, errors = record_concurrently(stores, ChunkRef(UPSERTION, "race", 1, chunk))
 
         assert errors == []
         assert sorted(results) == [False] * (threads_n - 1) + [True], f"chunk {chunk}"
-        assert counters(stored(store, task)) == (chunk + 1, 7 * (chunk + 1), 3 * (chunk + 1), 2 * (chunk + 1))
+        n = chunk + 1
+        assert counters(stored(store, task)) == (n, 7 * n, 3 * n, 2 * n)

@@ -166,3 +166,15 @@ def test_an_unexpected_error_is_500_without_internals(stack: InProcessStack, mon
     assert status == 500
     assert error["code"] == "internal_error"
     assert "secret" not in json.dumps(error)
+
+
+def test_a_lone_surrogate_in_an_item_is_422_naming_it(stack: InProcessStack) -> None:
+    raw = '{"embedding_model_id": "local-hash-384", "items": [{"object_id": "s", "payload": {"text": "a\\ud83d"}}]}'
+    status, error = refused(stack, "POST", RUN, raw_body=raw)
+    assert status == 422
+    assert error["code"] == "invalid_text"
+    assert "'s'" in error["message"]
+    status, error = refused(
+        stack, "POST", DELETE_RUN, raw_body='{"embedding_model_id": "local-hash-384", "object_ids": ["\\udc00"]}'
+    )
+    assert status == 422

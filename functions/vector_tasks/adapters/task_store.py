@@ -13,6 +13,8 @@ transaction with the task's counters, so a redelivered chunk can never count twi
 from __future__ import annotations
 
 import json
+import random
+import time
 import zlib
 from datetime import datetime
 from decimal import Decimal
@@ -36,6 +38,7 @@ from vector_tasks.domain.model import (
 TASK_SK = "TASK"
 BY_CREATED = "ByCreated"
 BY_STATUS = "ByStatus"
+_TRANSACTION_ATTEMPTS = 5
 
 
 def _pk(kind: TaskKind, task_id: str) -> str:
@@ -61,6 +64,13 @@ def _pack(value: object) -> bytes:
 def _unpack(value: Any) -> Any:
     raw = value.value if hasattr(value, "value") else value  # boto3 Binary
     return json.loads(zlib.decompress(raw))
+
+
+def _is_transaction_conflict(exc: ClientError) -> bool:
+    reasons = exc.response.get("CancellationReasons", [])
+    return exc.response["Error"]["Code"] == "TransactionCanceledException" and any(
+        r.get("Code") == "TransactionConflict" for r in reasons
+    )
 
 
 def _is_condition_failure(exc: ClientError) -> bool:
@@ -207,6 +217,7 @@ class DynamoTaskStore:
         self._table.update_item(
             Key={"pk": _pk(kind, task_id), "sk": TASK_SK},
             UpdateExpression="SET dispatched = :t",
+            ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":t": True},
         )
 
@@ -296,43 +307,48 @@ class DynamoTaskStore:
         }
         if outcome.failures:
             result["failures"] = _pack([[f.object_id, f.detail] for f in outcome.failures])
-        try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table_name,
-                            "Item": result,
-                            "ConditionExpression": "attribute_not_exists(pk) OR attempt < :attempt",
-                            "ExpressionAttributeValues": {":attempt": ref.attempt},
-                        }
+        transaction = [
+            {
+                "Put": {
+                    "TableName": self._table_name,
+                    "Item": result,
+                    "ConditionExpression": "attribute_not_exists(pk) OR attempt < :attempt",
+                    "ExpressionAttributeValues": {":attempt": ref.attempt},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table_name,
+                    "Key": {"pk": pk, "sk": TASK_SK},
+                    "UpdateExpression": "ADD succeeded :s, failed :f, errors :e, chunks_done :one "
+                    "SET updated_at = :now",
+                    # A canceled task still counts a chunk that was already under way:
+                    # its vectors are written, and progress should say so.
+                    "ConditionExpression": "attempt = :attempt AND #status IN (:running, :canceled)",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {
+                        ":s": outcome.succeeded,
+                        ":f": len(outcome.failures),
+                        ":e": outcome.errors,
+                        ":one": 1,
+                        ":now": now.isoformat(),
+                        ":attempt": ref.attempt,
+                        ":running": TaskStatus.RUNNING.value,
+                        ":canceled": TaskStatus.CANCELED.value,
                     },
-                    {
-                        "Update": {
-                            "TableName": self._table_name,
-                            "Key": {"pk": pk, "sk": TASK_SK},
-                            "UpdateExpression": "ADD succeeded :s, failed :f, errors :e, chunks_done :one "
-                            "SET updated_at = :now",
-                            # A canceled task still counts a chunk that was already under way:
-                            # its vectors are written, and progress should say so.
-                            "ConditionExpression": "attempt = :attempt AND #status IN (:running, :canceled)",
-                            "ExpressionAttributeNames": {"#status": "status"},
-                            "ExpressionAttributeValues": {
-                                ":s": outcome.succeeded,
-                                ":f": len(outcome.failures),
-                                ":e": outcome.errors,
-                                ":one": 1,
-                                ":now": now.isoformat(),
-                                ":attempt": ref.attempt,
-                                ":running": TaskStatus.RUNNING.value,
-                                ":canceled": TaskStatus.CANCELED.value,
-                            },
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+                }
+            },
+        ]
+        for attempt in range(_TRANSACTION_ATTEMPTS):
+            try:
+                self._client.transact_write_items(TransactItems=transaction)
+            except ClientError as exc:
+                if _is_condition_failure(exc):
+                    return False
+                if not _is_transaction_conflict(exc) or attempt == _TRANSACTION_ATTEMPTS - 1:
+                    raise
+                # Another transaction held the task item (a sibling chunk, a transition): retry.
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))
+                continue
+            return True
+        return False

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 from opensearchpy import OpenSearch, RequestsHttpConnection
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import RequestError, TransportError
@@ -33,8 +34,6 @@ def make_client(endpoint: str, auth: str, region: str, timeout: float = 30.0) ->
     """An OpenSearch client for `endpoint`; auth "sigv4" signs requests for an AWS domain."""
     http_auth = None
     if auth == "sigv4":
-        import boto3  # only on AWS; local stacks use auth "none"
-
         http_auth = RequestsAWSV4SignerAuth(boto3.Session().get_credentials(), region, "es")
     return OpenSearch(
         hosts=[endpoint],
@@ -156,6 +155,7 @@ class OpenSearchVectorIndex:
         """Run the operations (keyed by object id); return the items that did not succeed."""
         failures: list[ItemFailure] = []
         pending = operations
+        last_error = ""
         for attempt in range(self._retry.attempts):
             if attempt:
                 self._sleep(self._retry.delay(attempt))

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from vector_tasks.domain.errors import ItemTooLarge
+from vector_tasks.domain.errors import ItemNotUnicode, ItemTooLarge
 from vector_tasks.domain.limits import CHUNK_MAX_BYTES, CHUNK_MAX_ITEMS, MAX_ITEM_BYTES
 from vector_tasks.domain.model import Item, TaskKind, item_object_id
 
@@ -29,7 +29,10 @@ def split_into_chunks(
     current: list[Item] = []
     current_bytes = 0
     for item in items:
-        size = len(compact_json(item).encode())
+        try:
+            size = len(compact_json(item).encode())
+        except UnicodeEncodeError:
+            raise ItemNotUnicode(item_object_id(item)) from None
         if size > MAX_ITEM_BYTES:
             raise ItemTooLarge(item_object_id(item), size, MAX_ITEM_BYTES)
         if current and (len(current) >= max_items or current_bytes + size > max_bytes):

@@ -43,6 +43,14 @@ class ItemTooLarge(DomainError):
         super().__init__(f"Item '{object_id}' is {size} bytes as JSON; the limit per item is {limit} bytes")
 
 
+class ItemNotUnicode(DomainError):
+    def __init__(self, object_id: str) -> None:
+        super().__init__(
+            f"Item '{object_id}' contains a lone UTF-16 surrogate escape (such as \\ud83d), which is not "
+            "valid Unicode text"
+        )
+
+
 class RequestTooLarge(DomainError):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"Request body is {size} bytes; the limit is {limit} bytes")

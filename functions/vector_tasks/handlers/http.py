@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from vector_tasks.domain.errors import (
     DomainError,
     InvalidTransition,
+    ItemNotUnicode,
     ItemTooLarge,
     RequestTooLarge,
     TaskIdConflict,
@@ -33,6 +34,7 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[HTTPStatus, str]] = {
     InvalidTransition: (HTTPStatus.CONFLICT, "invalid_transition"),
     UnknownEmbeddingModel: (HTTPStatus.UNPROCESSABLE_ENTITY, "unknown_embedding_model"),
     ItemTooLarge: (HTTPStatus.UNPROCESSABLE_ENTITY, "item_too_large"),
+    ItemNotUnicode: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_text"),
     RequestTooLarge: (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request_too_large"),
 }
 
