@@ -16,6 +16,7 @@ from devstack.lambda_runtime import LocalFunction
 from devstack.template import SqsEventSource
 
 log = logging.getLogger("devstack.sqs")
+IDLE_PAUSE_SECONDS = 0.1
 
 
 class SqsPoller:
@@ -41,6 +42,10 @@ class SqsPoller:
             target=self._run, name=f"sqs-{function.spec.logical_id}-{source.queue_logical_id}", daemon=True
         )
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def start(self) -> None:
         self._thread.start()
 
@@ -51,7 +56,10 @@ class SqsPoller:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.poll_once(wait_seconds=1)
+                # Short polls with a client-side pause: a long poll would hold the serialised
+                # moto server (devstack.moto_server) for its whole wait.
+                if not self.poll_once(wait_seconds=0):
+                    self._stop.wait(IDLE_PAUSE_SECONDS)
             except Exception:  # keep polling, as the Lambda service does; the error is logged
                 log.exception("polling %s failed", self.queue_arn)
                 self._stop.wait(1)

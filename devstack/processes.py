@@ -9,9 +9,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import IO
 
 from osmem_server import resolve_binary
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _wait_http(url: str, timeout: float, process: subprocess.Popen[bytes]) -> None:
@@ -31,7 +34,7 @@ class ChildServer:
     def __init__(self, name: str, args: list[str], ready_url: str, env: dict[str, str], log: IO[bytes] | None) -> None:
         self.name = name
         # stdin stays open: osmem-server exits when it closes, so it cannot outlive the stack.
-        self.process = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=log, stderr=log)
+        self.process = subprocess.Popen(args, env=env, cwd=REPO, stdin=subprocess.PIPE, stdout=log, stderr=log)
         _wait_http(ready_url, 60, self.process)
 
     def stop(self) -> None:
@@ -50,7 +53,7 @@ def start_moto(port: int, log: IO[bytes] | None) -> ChildServer:
     env = {**os.environ, "MOTO_PORT": str(port)}
     server = ChildServer(
         "moto",
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "devstack.moto_server", "127.0.0.1", str(port)],
         f"http://127.0.0.1:{port}/moto-api/",
         env,
         log,

@@ -40,7 +40,26 @@ def _create_queue(template: Template, session: Any, logical_id: str, props: dict
     return {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
 
 
-_CREATORS = {"AWS::DynamoDB::Table": _create_table, "AWS::SQS::Queue": _create_queue}
+def _create_state_machine(template: Template, session: Any, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
+    """The definition file with its DefinitionSubstitutions applied, as `sam deploy` does."""
+    definition = (template.directory / props["DefinitionUri"]).read_text()
+    for name, value in template.resolve(props.get("DefinitionSubstitutions", {})).items():
+        definition = definition.replace("${" + name + "}", str(value))
+    name = f"{template.values['AWS::StackName']}-{logical_id}"
+    arn = session.client("stepfunctions").create_state_machine(
+        name=name,
+        definition=definition,
+        roleArn=f"arn:aws:iam::{template.values['AWS::AccountId']}:role/{logical_id}Role",
+        type=props.get("Type", "STANDARD"),
+    )["stateMachineArn"]
+    return {"Ref": arn, "Arn": arn, "Name": name}
+
+
+_CREATORS = {
+    "AWS::DynamoDB::Table": _create_table,
+    "AWS::SQS::Queue": _create_queue,
+    "AWS::Serverless::StateMachine": _create_state_machine,
+}
 
 
 def create_resources(template: Template, session: Any, only: set[str] | None = None) -> None:

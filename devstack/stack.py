@@ -28,6 +28,7 @@ class StackConfig:
     host: str = "127.0.0.1"
     stage: str = "dev"
     retry_after: int | None = None  # see SqsPoller
+    start_pollers: bool = True  # False: tests that deliver queue messages themselves
     server_log: IO[bytes] | None = None
 
 
@@ -98,12 +99,14 @@ class LocalStack:
                 )
         self.gateway = ApiGateway(functions, c.host, c.port, c.stage)
         self.gateway.start()
-        for poller in self.pollers:
-            poller.start()
+        if c.start_pollers:
+            for poller in self.pollers:
+                poller.start()
 
     def stop(self) -> None:
         for poller in self.pollers:
-            poller.stop()
+            if poller.running:
+                poller.stop()
         self.pollers.clear()
         if self.gateway is not None:
             self.gateway.stop()

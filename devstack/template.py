@@ -71,8 +71,15 @@ class FunctionSpec:
 class Template:
     """A template with parameter values; resolves intrinsics against `physical` resource attributes."""
 
-    def __init__(self, document: dict[str, Any], parameters: dict[str, str], pseudo: dict[str, str]) -> None:
+    def __init__(
+        self,
+        document: dict[str, Any],
+        parameters: dict[str, str],
+        pseudo: dict[str, str],
+        directory: Path = TEMPLATE_PATH.parent,
+    ) -> None:
         self.document = document
+        self.directory = directory  # relative paths in the template (DefinitionUri) start here
         self.values: dict[str, Any] = dict(pseudo)
         for name, spec in document.get("Parameters", {}).items():
             self.values[name] = parameters.get(name, spec.get("Default"))

@@ -19,6 +19,9 @@ class Settings(BaseModel):
     # "sigv4" signs requests for an Amazon OpenSearch Service domain; "none" is for local stacks.
     opensearch_auth: Literal["sigv4", "none"] = "sigv4"
     aws_region: str = Field(min_length=1)
+    # Only the transition function is given these (template.yaml); others never read them.
+    restart_state_machine_arn: str | None = None
+    cancel_state_machine_arn: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from vector_tasks.adapters.state_machines import StepFunctionsTransitions
 from vector_tasks.adapters.task_store import DynamoTaskStore
 from vector_tasks.adapters.vector_index import OpenSearchVectorIndex, make_client
 from vector_tasks.adapters.work_queue import SqsWorkQueue
@@ -11,6 +12,7 @@ from vector_tasks.domain.actions import DeleteChunk, UpsertChunk
 from vector_tasks.domain.model import TaskKind
 from vector_tasks.domain.processing import ChunkProcessor
 from vector_tasks.domain.tasks import TaskService
+from vector_tasks.domain.transitions import TaskTransitions
 from vector_tasks.embedding.registry import default_registry
 from vector_tasks.settings import settings
 
@@ -26,6 +28,16 @@ def task_service() -> TaskService:
 
 
 @cache
+def task_transitions() -> TaskTransitions:
+    s = settings()
+    if not s.restart_state_machine_arn or not s.cancel_state_machine_arn:
+        raise RuntimeError("RESTART_STATE_MACHINE_ARN and CANCEL_STATE_MACHINE_ARN must be set (template.yaml)")
+    return TaskTransitions(
+        task_store(), StepFunctionsTransitions(s.restart_state_machine_arn, s.cancel_state_machine_arn)
+    )
+
+
+@cache
 def chunk_processor() -> ChunkProcessor:
     s = settings()
     index = OpenSearchVectorIndex(lambda: make_client(s.opensearch_endpoint, s.opensearch_auth, s.aws_region))
@@ -38,5 +50,5 @@ def chunk_processor() -> ChunkProcessor:
 
 def reset() -> None:
     """Forget built services and settings (tests that change the environment call this)."""
-    for built in (task_store, task_service, chunk_processor, settings):
+    for built in (task_store, task_service, task_transitions, chunk_processor, settings):
         built.cache_clear()

@@ -13,7 +13,7 @@ from tests.support.in_process import InProcessStack
 
 @pytest.fixture
 def stack(aws_credentials: None, osmem_clone, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessStack]:
-    with mock_aws():
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         built = InProcessStack(osmem_clone.url)
         for name, value in built.environment.items():
             monkeypatch.setenv(name, value)

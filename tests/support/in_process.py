@@ -15,7 +15,14 @@ from devstack.api_gateway import proxy_event
 from devstack.event_sources import SqsPoller
 from devstack.lambda_runtime import LocalFunction
 from devstack.resources import create_resources
-from devstack.template import LOCAL_ACCOUNT, LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
+from devstack.template import (
+    LOCAL_ACCOUNT,
+    LOCAL_PSEUDO_PARAMETERS,
+    LOCAL_REGION,
+    SqsEventSource,
+    Template,
+    load_template,
+)
 
 
 class InProcessStack:
@@ -32,6 +39,7 @@ class InProcessStack:
         }
         self.routes = {route: fn for fn in self.functions.values() for route in fn.spec.routes}
         self.sqs = boto3.client("sqs")
+        self.sfn = boto3.client("stepfunctions")
         self.pollers = [
             SqsPoller(
                 fn,
@@ -71,6 +79,25 @@ class InProcessStack:
                 return delivered
             delivered += round_total
         raise AssertionError(f"queues still not empty after {max_batches} batches")
+
+    def deliver_to_worker(self, max_messages: int) -> int:
+        """One worker invocation with at most `max_messages` queued messages (for mid-flight tests)."""
+        worker = self.functions["TaskWorkerFunction"]
+        (source,) = worker.spec.sqs_sources
+        queue = self.template.physical[source.queue_logical_id]
+        narrow = SqsEventSource(source.queue_logical_id, max_messages, source.report_batch_item_failures)
+        poller = SqsPoller(worker, narrow, queue["QueueUrl"], queue["Arn"], self.sqs, LOCAL_REGION, retry_after=0)
+        return poller.poll_once()
+
+    def executions(self, state_machine_logical_id: str) -> list[dict[str, Any]]:
+        """Executions of a template state machine, oldest first, each with its history events."""
+        arn = self.template.physical[state_machine_logical_id]["Arn"]
+        listed = self.sfn.list_executions(stateMachineArn=arn)["executions"]
+        out = []
+        for execution in sorted(listed, key=lambda e: e["startDate"]):
+            events = self.sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+            out.append({**execution, "events": events})
+        return out
 
     def send_chunk_message(self, body: dict[str, Any]) -> None:
         self.sqs.send_message(QueueUrl=self.queue_url("WorkQueue"), MessageBody=json.dumps(body))

@@ -1,10 +1,12 @@
 """Tasks in one DynamoDB table.
 
 Layout (partition key `pk` = "<kind>#<task_id>"):
-  sk "TASK"          the task: status, counters, attempt, fingerprint; the only item the
-                     list indexes see (sparse GSIs `ByCreated` and `ByStatus`)
-  sk "CHUNK#00042"   one chunk of the task's items, zlib-compressed JSON
-  sk "RESULT#00042"  what the current attempt did with that chunk: counts and failures
+  sk "TASK"               the task: status, counters, attempt, fingerprint; the only item the
+                          list indexes see (sparse GSIs `ByCreated` and `ByStatus`)
+  sk "CHUNK#00042"        one chunk of the task's items, zlib-compressed JSON
+  sk "RETRY#0002#00007"   one chunk of the items a `scope=failed` restart retries in attempt 2
+  sk "RESULT#00042"       what the latest attempt did with chunk 42 of its source: counts and
+                          failures, tagged with the attempt
 
 Every status change is a conditional write, and recording a chunk's result is one
 transaction with the task's counters, so a redelivered chunk can never count twice.
@@ -25,6 +27,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from vector_tasks.domain.model import (
+    ORIGINAL_CHUNKS,
     ChunkOutcome,
     ChunkRef,
     Item,
@@ -33,6 +36,7 @@ from vector_tasks.domain.model import (
     TaskKind,
     TaskPage,
     TaskStatus,
+    item_object_id,
 )
 
 TASK_SK = "TASK"
@@ -41,20 +45,21 @@ BY_STATUS = "ByStatus"
 _TRANSACTION_ATTEMPTS = 5
 
 
-def _pk(kind: TaskKind, task_id: str) -> str:
+def task_pk(kind: TaskKind, task_id: str) -> str:
     return f"{kind.value}#{task_id}"
 
 
-def _chunk_sk(chunk: int) -> str:
-    return f"CHUNK#{chunk:05d}"
+def status_pk(kind: TaskKind, status: TaskStatus) -> str:
+    """The ByStatus partition of a task in `status` (state machines write it too)."""
+    return f"{kind.value}#{status.value}"
+
+
+def _chunk_sk(source: str, chunk: int) -> str:
+    return f"{source}#{chunk:05d}"
 
 
 def _result_sk(chunk: int) -> str:
     return f"RESULT#{chunk:05d}"
-
-
-def _status_pk(kind: TaskKind, status: TaskStatus) -> str:
-    return f"{kind.value}#{status.value}"
 
 
 def _pack(value: object) -> bytes:
@@ -104,7 +109,7 @@ class DynamoTaskStore:
     def _task_item(self, task: Task) -> dict[str, Any]:
         list_sk = f"{task.created_at.isoformat()}#{task.task_id}"
         return {
-            "pk": _pk(task.kind, task.task_id),
+            "pk": task_pk(task.kind, task.task_id),
             "sk": TASK_SK,
             "kind": task.kind.value,
             "task_id": task.task_id,
@@ -122,9 +127,12 @@ class DynamoTaskStore:
             "error": task.error,
             "fingerprint": task.fingerprint,
             "dispatched": task.dispatched,
+            "chunk_source": task.chunk_source,
+            "original_item_count": task.original_item_count,
+            "original_chunk_count": task.original_chunk_count,
             "list_pk": task.kind.value,
             "list_sk": list_sk,
-            "status_pk": _status_pk(task.kind, task.status),
+            "status_pk": status_pk(task.kind, task.status),
         }
 
     @staticmethod
@@ -149,6 +157,9 @@ class DynamoTaskStore:
             error=item.get("error"),
             fingerprint=item["fingerprint"],
             dispatched=bool(item.get("dispatched", False)),
+            chunk_source=item.get("chunk_source", ORIGINAL_CHUNKS),
+            original_item_count=n("original_item_count"),
+            original_chunk_count=n("original_chunk_count"),
         )
 
     def insert_task(self, task: Task) -> Task | None:
@@ -165,7 +176,7 @@ class DynamoTaskStore:
         return None
 
     def get_task(self, kind: TaskKind, task_id: str, with_failures: bool = False) -> Task | None:
-        response = self._table.get_item(Key={"pk": _pk(kind, task_id), "sk": TASK_SK}, ConsistentRead=True)
+        response = self._table.get_item(Key={"pk": task_pk(kind, task_id), "sk": TASK_SK}, ConsistentRead=True)
         item = response.get("Item")
         if item is None:
             return None
@@ -177,7 +188,7 @@ class DynamoTaskStore:
     def _failures_of(self, task: Task) -> list[ItemFailure]:
         failures: list[ItemFailure] = []
         for item in self._query_all(
-            KeyConditionExpression=Key("pk").eq(_pk(task.kind, task.task_id)) & Key("sk").begins_with("RESULT#"),
+            KeyConditionExpression=Key("pk").eq(task_pk(task.kind, task.task_id)) & Key("sk").begins_with("RESULT#"),
             ConsistentRead=True,
         ):
             if int(item["attempt"]) == task.attempt and "failures" in item:
@@ -198,7 +209,7 @@ class DynamoTaskStore:
         if status is None:
             query: dict[str, Any] = {"IndexName": BY_CREATED, "KeyConditionExpression": Key("list_pk").eq(kind.value)}
         else:
-            query = {"IndexName": BY_STATUS, "KeyConditionExpression": Key("status_pk").eq(_status_pk(kind, status))}
+            query = {"IndexName": BY_STATUS, "KeyConditionExpression": Key("status_pk").eq(status_pk(kind, status))}
         query["ScanIndexForward"] = False
         wanted = offset + limit + 1
         seen: list[dict[str, Any]] = []
@@ -215,7 +226,7 @@ class DynamoTaskStore:
 
     def mark_dispatched(self, kind: TaskKind, task_id: str) -> None:
         self._table.update_item(
-            Key={"pk": _pk(kind, task_id), "sk": TASK_SK},
+            Key={"pk": task_pk(kind, task_id), "sk": TASK_SK},
             UpdateExpression="SET dispatched = :t",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":t": True},
@@ -240,14 +251,14 @@ class DynamoTaskStore:
             {
                 ":attempt": task.attempt,
                 ":to": to.value,
-                ":status_pk": _status_pk(task.kind, to),
+                ":status_pk": status_pk(task.kind, to),
                 ":now": now.isoformat(),
                 ":error": error,
             }
         )
         try:
             self._table.update_item(
-                Key={"pk": _pk(task.kind, task.task_id), "sk": TASK_SK},
+                Key={"pk": task_pk(task.kind, task.task_id), "sk": TASK_SK},
                 UpdateExpression="SET #status = :to, status_pk = :status_pk, updated_at = :now, #error = :error",
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status", "#error": "error"},
@@ -261,30 +272,58 @@ class DynamoTaskStore:
 
     # -- chunks ------------------------------------------------------------------------------
 
-    def put_chunks(self, kind: TaskKind, task_id: str, chunks: list[list[Item]]) -> None:
+    def put_chunks(self, kind: TaskKind, task_id: str, chunks: list[list[Item]], source: str = ORIGINAL_CHUNKS) -> None:
         with self._table.batch_writer() as batch:
             for number, items in enumerate(chunks):
                 batch.put_item(
                     Item={
-                        "pk": _pk(kind, task_id),
-                        "sk": _chunk_sk(number),
+                        "pk": task_pk(kind, task_id),
+                        "sk": _chunk_sk(source, number),
                         "item_count": len(items),
                         "items": _pack(items),
                     }
                 )
 
-    def load_chunk(self, ref: ChunkRef) -> list[Item]:
+    def load_chunk(self, ref: ChunkRef, source: str) -> list[Item]:
         response = self._table.get_item(
-            Key={"pk": _pk(ref.kind, ref.task_id), "sk": _chunk_sk(ref.chunk)}, ConsistentRead=True
+            Key={"pk": task_pk(ref.kind, ref.task_id), "sk": _chunk_sk(source, ref.chunk)}, ConsistentRead=True
         )
         if "Item" not in response:
-            raise LookupError(f"chunk {ref.chunk} of {ref.kind.value} task '{ref.task_id}' is not stored")
+            raise LookupError(f"chunk {source} {ref.chunk} of {ref.kind.value} task '{ref.task_id}' is not stored")
         items: list[Item] = _unpack(response["Item"]["items"])
         return items
 
+    def items_not_succeeded(self, task: Task) -> list[Item]:
+        """The items of the task's current attempt that did not succeed: those listed as failed,
+        and every item of a chunk the attempt never recorded (canceled before it was reached)."""
+        pk = task_pk(task.kind, task.task_id)
+        chunks = self._query_all(
+            KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with(f"{task.chunk_source}#"),
+            ConsistentRead=True,
+        )
+        results = {
+            item["sk"]: item
+            for item in self._query_all(
+                KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with("RESULT#"), ConsistentRead=True
+            )
+        }
+        retry: list[Item] = []
+        for chunk in sorted(chunks, key=lambda c: str(c["sk"])):
+            number = int(str(chunk["sk"]).rsplit("#", 1)[1])
+            if number >= task.chunk_count:
+                continue
+            items: list[Item] = _unpack(chunk["items"])
+            result = results.get(_result_sk(number))
+            if result is None or int(result["attempt"]) != task.attempt:
+                retry.extend(items)
+                continue
+            failed = {oid for oid, _ in _unpack(result["failures"])} if "failures" in result else set()
+            retry.extend(i for i in items if item_object_id(i) in failed)
+        return retry
+
     def chunk_recorded(self, ref: ChunkRef) -> bool:
         response = self._table.get_item(
-            Key={"pk": _pk(ref.kind, ref.task_id), "sk": _result_sk(ref.chunk)},
+            Key={"pk": task_pk(ref.kind, ref.task_id), "sk": _result_sk(ref.chunk)},
             ConsistentRead=True,
             ProjectionExpression="attempt",
         )
@@ -297,7 +336,7 @@ class DynamoTaskStore:
         False when the chunk was already recorded for this attempt or the task has moved on to
         another attempt or to a status that no longer counts work.
         """
-        pk = _pk(ref.kind, ref.task_id)
+        pk = task_pk(ref.kind, ref.task_id)
         result: dict[str, Any] = {
             "pk": pk,
             "sk": _result_sk(ref.chunk),

@@ -32,6 +32,16 @@ class InvalidTransition(DomainError):
         self.status = status
 
 
+class NothingToRetry(DomainError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"Task '{task_id}' has no failed or unprocessed items to retry; use scope=all")
+
+
+class TransitionStillRunning(DomainError):
+    def __init__(self, action: str, task_id: str) -> None:
+        super().__init__(f"The {action} of task '{task_id}' is still being applied; check the task's status shortly")
+
+
 class UnknownEmbeddingModel(DomainError):
     def __init__(self, model_id: str, known: list[str]) -> None:
         super().__init__(f"Unknown embedding_model_id '{model_id}'; deployed models: {', '.join(known)}")

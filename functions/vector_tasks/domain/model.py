@@ -78,6 +78,12 @@ class Task:
     item_count: int
     chunk_count: int
     fingerprint: str
+    # Where this attempt's chunks are stored: the task's own items, or the retry set a
+    # `scope=failed` restart built (see chunk_source_for_retry).
+    chunk_source: str = "CHUNK"
+    # The size of the task as created; `item_count` and `chunk_count` are this attempt's.
+    original_item_count: int = 0
+    original_chunk_count: int = 0
     chunks_done: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -90,6 +96,28 @@ class Task:
     @property
     def progress(self) -> Progress:
         return Progress(total=self.item_count, succeeded=self.succeeded, failed=self.failed)
+
+
+ORIGINAL_CHUNKS = "CHUNK"
+
+
+def chunk_source_for_retry(attempt: int) -> str:
+    return f"RETRY#{attempt:04d}"
+
+
+class RestartScope(enum.StrEnum):
+    ALL = "all"  # every item of the task again
+    FAILED = "failed"  # only the items the previous attempt did not succeed with
+
+
+@dataclass(frozen=True)
+class RestartPlan:
+    """What a restart sets up: the next attempt and the chunks it will work through."""
+
+    next_attempt: int
+    chunk_source: str
+    item_count: int
+    chunk_count: int
 
 
 @dataclass(frozen=True)

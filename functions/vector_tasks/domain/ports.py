@@ -6,7 +6,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-from vector_tasks.domain.model import ChunkOutcome, ChunkRef, Item, ItemFailure, Task, TaskKind, TaskPage, TaskStatus
+from vector_tasks.domain.model import (
+    ChunkOutcome,
+    ChunkRef,
+    Item,
+    ItemFailure,
+    RestartPlan,
+    Task,
+    TaskKind,
+    TaskPage,
+    TaskStatus,
+)
 from vector_tasks.embedding.registry import EmbeddingModelSpec
 from vector_tasks.embedding.vectorize import VectorDocument
 
@@ -26,10 +36,23 @@ class TaskStore(Protocol):
         error: str | None = None,
         require_all_chunks: bool = False,
     ) -> bool: ...
-    def put_chunks(self, kind: TaskKind, task_id: str, chunks: list[list[Item]]) -> None: ...
-    def load_chunk(self, ref: ChunkRef) -> list[Item]: ...
+    def put_chunks(self, kind: TaskKind, task_id: str, chunks: list[list[Item]], source: str = ...) -> None: ...
+    def load_chunk(self, ref: ChunkRef, source: str) -> list[Item]: ...
+    def items_not_succeeded(self, task: Task) -> list[Item]: ...
     def chunk_recorded(self, ref: ChunkRef) -> bool: ...
     def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool: ...
+
+
+class TransitionRunner(Protocol):
+    """Runs the conditional lifecycle transitions (Step Functions on AWS and locally)."""
+
+    def cancel(self, task: Task, now: datetime) -> bool:
+        """Move `task` (of its attempt) to canceled; False if its status no longer allows it."""
+        ...
+
+    def restart(self, task: Task, plan: RestartPlan, now: datetime) -> bool:
+        """Move `task` to pending as `plan.next_attempt` and queue its chunks; False if refused."""
+        ...
 
 
 class WorkQueue(Protocol):

@@ -81,7 +81,7 @@ class ChunkProcessor:
         admitted = self._admit(ref)
         if isinstance(admitted, Delivery):
             return admitted
-        items = self._store.load_chunk(ref)
+        items = self._store.load_chunk(ref, admitted.chunk_source)
         try:
             outcome = self._actions[ref.kind].apply(admitted, items)
         except TaskCannotRun as exc:
@@ -100,7 +100,7 @@ class ChunkProcessor:
         admitted = self._admit(ref)
         if isinstance(admitted, Delivery):
             return admitted
-        items = self._store.load_chunk(ref)
+        items = self._store.load_chunk(ref, admitted.chunk_source)
         outcome = ChunkOutcome(succeeded=0, failures=tuple(ItemFailure(item_object_id(i), detail) for i in items))
         return self._record(ref, outcome)
 

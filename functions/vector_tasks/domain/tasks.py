@@ -39,6 +39,8 @@ class TaskService:
             attempt=1,
             item_count=len(items),
             chunk_count=len(chunks),
+            original_item_count=len(items),
+            original_chunk_count=len(chunks),
             fingerprint=request_fingerprint(kind, embedding_model_id, items),
         )
         existing = self._store.insert_task(task)

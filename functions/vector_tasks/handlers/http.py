@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -17,9 +18,11 @@ from vector_tasks.domain.errors import (
     InvalidTransition,
     ItemNotUnicode,
     ItemTooLarge,
+    NothingToRetry,
     RequestTooLarge,
     TaskIdConflict,
     TaskNotFound,
+    TransitionStillRunning,
     UnknownEmbeddingModel,
 )
 from vector_tasks.domain.limits import MAX_REQUEST_BODY_BYTES
@@ -27,11 +30,15 @@ from vector_tasks.domain.model import TaskStatus
 from vector_tasks.models.api import ErrorBody, ErrorDetail, ErrorResponse
 from vector_tasks.observability import logger, metrics, tracer
 
+TaskIdQuery = Annotated[str, Query(min_length=1, description="The task's id")]
+
 # Each domain error is one status and one stable code; never decided from message text.
 DOMAIN_ERRORS: dict[type[DomainError], tuple[HTTPStatus, str]] = {
     TaskNotFound: (HTTPStatus.NOT_FOUND, "task_not_found"),
     TaskIdConflict: (HTTPStatus.CONFLICT, "task_id_conflict"),
     InvalidTransition: (HTTPStatus.CONFLICT, "invalid_transition"),
+    NothingToRetry: (HTTPStatus.CONFLICT, "nothing_to_retry"),
+    TransitionStillRunning: (HTTPStatus.SERVICE_UNAVAILABLE, "transition_in_progress"),
     UnknownEmbeddingModel: (HTTPStatus.UNPROCESSABLE_ENTITY, "unknown_embedding_model"),
     ItemTooLarge: (HTTPStatus.UNPROCESSABLE_ENTITY, "item_too_large"),
     ItemNotUnicode: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_text"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vector_tasks.handlers import read_api, submit_api
+from vector_tasks.handlers import read_api, submit_api, transition_api
 from vector_tasks.handlers.http import build_resolver
 
 TITLE = "Vector ingestion tasks"
@@ -14,7 +14,7 @@ DESCRIPTION = (
 
 
 def document() -> str:
-    app = build_resolver(submit_api.router, read_api.router)
+    app = build_resolver(submit_api.router, read_api.router, transition_api.router)
     return app.get_openapi_json_schema(title=TITLE, version=VERSION, description=DESCRIPTION) + "\n"
 
 

@@ -9,14 +9,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from vector_tasks.domain.limits import LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT
 from vector_tasks.domain.model import TaskStatus
-from vector_tasks.handlers.http import build_resolver, entry_point, error_responses
+from vector_tasks.handlers.http import TaskIdQuery, build_resolver, entry_point, error_responses
 from vector_tasks.kinds import KIND_APIS, KindApi
 from vector_tasks.models.api import TaskList, TaskSummary
 from vector_tasks.wiring import task_service
 
 router = Router()
-
-TaskIdQuery = Annotated[str, Query(min_length=1, description="The task's id")]
 
 
 def _add_read_routes(api: KindApi) -> None:

@@ -1,0 +1,103 @@
+"""Lifecycle transitions as Step Functions executions (statemachines/*.asl.json).
+
+A Standard workflow is started and waited for with DescribeExecution, bounded by `timeout`,
+because the caller answers with the task after the transition. (Express workflows'
+StartSyncExecution would avoid the polling on AWS, but moto cannot run it; see README.)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import boto3
+
+from vector_tasks.adapters.task_store import status_pk, task_pk
+from vector_tasks.domain.errors import TransitionStillRunning
+from vector_tasks.domain.model import RestartPlan, Task, TaskStatus
+
+REFUSED = "TransitionRefused"
+
+
+class StepFunctionsTransitions:
+    def __init__(
+        self,
+        restart_arn: str,
+        cancel_arn: str,
+        client: Any = None,
+        timeout: float = 20.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._restart_arn = restart_arn
+        self._cancel_arn = cancel_arn
+        self._client_instance = client
+        self._timeout = timeout
+        self._sleep = sleep
+
+    @property
+    def _client(self) -> Any:
+        if self._client_instance is None:
+            self._client_instance = boto3.client("stepfunctions")
+        return self._client_instance
+
+    def cancel(self, task: Task, now: datetime) -> bool:
+        return self._run(
+            self._cancel_arn,
+            "cancel",
+            task,
+            {
+                "pk": task_pk(task.kind, task.task_id),
+                "attempt": task.attempt,
+                "status_pk": status_pk(task.kind, TaskStatus.CANCELED),
+                "now": now.isoformat(),
+            },
+        )
+
+    def restart(self, task: Task, plan: RestartPlan, now: datetime) -> bool:
+        return self._run(
+            self._restart_arn,
+            "restart",
+            task,
+            {
+                "pk": task_pk(task.kind, task.task_id),
+                "kind": task.kind.value,
+                "task_id": task.task_id,
+                "attempt": task.attempt,
+                "next_attempt": plan.next_attempt,
+                "chunk_source": plan.chunk_source,
+                "item_count": plan.item_count,
+                "chunk_count": plan.chunk_count,
+                "last_chunk": plan.chunk_count - 1,
+                "status_pk": status_pk(task.kind, TaskStatus.PENDING),
+                "now": now.isoformat(),
+            },
+        )
+
+    def _run(self, arn: str, action: str, task: Task, execution_input: dict[str, Any]) -> bool:
+        """True when the execution succeeded, False when it refused the transition."""
+        execution = self._client.start_execution(
+            stateMachineArn=arn,
+            name=f"{task.kind.value}-{action}-{uuid.uuid4().hex}",
+            input=json.dumps(execution_input),
+        )["executionArn"]
+        deadline = time.monotonic() + self._timeout
+        delay = 0.02
+        while True:
+            described = self._client.describe_execution(executionArn=execution)
+            status = described["status"]
+            if status == "SUCCEEDED":
+                return True
+            if status == "FAILED" and described.get("error") == REFUSED:
+                return False
+            if status != "RUNNING":
+                raise RuntimeError(
+                    f"{action} execution {execution} ended {status}: {described.get('error')} {described.get('cause')}"
+                )
+            if time.monotonic() >= deadline:
+                raise TransitionStillRunning(action, task.task_id)
+            self._sleep(delay)
+            delay = min(delay * 2, 0.5)

@@ -1,0 +1,69 @@
+"""Cancel and restart: the caller's side of the lifecycle.
+
+The checks here answer the common cases quickly (404, 409, cancel of a canceled task); the
+transition itself is a conditional write run by the TransitionRunner, so a race lost between
+the check and the write is still a 409 with the status the task has now, never an overwrite.
+"""
+
+from __future__ import annotations
+
+from vector_tasks.domain.chunking import split_into_chunks
+from vector_tasks.domain.errors import InvalidTransition, NothingToRetry, TaskNotFound
+from vector_tasks.domain.lifecycle import CANCELABLE, RESTARTABLE
+from vector_tasks.domain.model import (
+    ORIGINAL_CHUNKS,
+    RestartPlan,
+    RestartScope,
+    Task,
+    TaskKind,
+    TaskStatus,
+    chunk_source_for_retry,
+    utc_now,
+)
+from vector_tasks.domain.ports import TaskStore, TransitionRunner
+
+
+class TaskTransitions:
+    def __init__(self, store: TaskStore, runner: TransitionRunner) -> None:
+        self._store = store
+        self._runner = runner
+
+    def _task(self, kind: TaskKind, task_id: str) -> Task:
+        task = self._store.get_task(kind, task_id, with_failures=True)
+        if task is None:
+            raise TaskNotFound(kind.value, task_id)
+        return task
+
+    def cancel(self, kind: TaskKind, task_id: str) -> Task:
+        task = self._task(kind, task_id)
+        if task.status is TaskStatus.CANCELED:
+            return task
+        if task.status not in CANCELABLE or not self._runner.cancel(task, utc_now()):
+            current = self._task(kind, task_id)
+            if current.status is TaskStatus.CANCELED:  # someone else canceled it first: same outcome
+                return current
+            raise InvalidTransition("cancel", task_id, current.status.value)
+        return self._task(kind, task_id)
+
+    def restart(self, kind: TaskKind, task_id: str, scope: RestartScope) -> Task:
+        task = self._task(kind, task_id)
+        if task.status not in RESTARTABLE:
+            raise InvalidTransition("restart", task_id, task.status.value)
+        plan = self._plan(task, scope)
+        if not self._runner.restart(task, plan, utc_now()):
+            raise InvalidTransition("restart", task_id, self._task(kind, task_id).status.value)
+        return self._task(kind, task_id)
+
+    def _plan(self, task: Task, scope: RestartScope) -> RestartPlan:
+        next_attempt = task.attempt + 1
+        if scope is RestartScope.ALL:
+            return RestartPlan(next_attempt, ORIGINAL_CHUNKS, task.original_item_count, task.original_chunk_count)
+        retry = self._store.items_not_succeeded(task)
+        if not retry:
+            raise NothingToRetry(task.task_id)
+        chunks = split_into_chunks(retry)
+        # Stored under the next attempt's own source before the transition, so the attempt
+        # never starts without its chunks; a refused transition leaves them unreferenced.
+        source = chunk_source_for_retry(next_attempt)
+        self._store.put_chunks(task.kind, task.task_id, chunks, source)
+        return RestartPlan(next_attempt, source, len(retry), len(chunks))

@@ -1,0 +1,57 @@
+"""TaskTransitionFunction: PUT .../cancel and PUT .../restart for both task kinds (starts the
+Step Functions state machines; reads the task and, for scope=failed, writes the retry chunks)."""
+# No `from __future__ import annotations`: the resolver reads the route annotations at runtime.
+
+from http import HTTPStatus
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from vector_tasks.domain.model import RestartScope
+from vector_tasks.handlers.http import TaskIdQuery, build_resolver, entry_point, error_responses
+from vector_tasks.kinds import KIND_APIS, KindApi
+from vector_tasks.wiring import task_transitions
+
+router = Router()
+
+_REFUSALS = error_responses(
+    HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.SERVICE_UNAVAILABLE
+)
+
+
+def _add_transition_routes(api: KindApi) -> None:
+    task_model = api.task_body
+
+    @router.put(
+        f"{api.path}/cancel",
+        operation_id=api.operation_id("cancel"),
+        summary=f"Cancel {api.kind.value} task (pending or running; a canceled task is returned unchanged)",
+        tags=[api.tag],
+        responses=_REFUSALS,
+    )
+    def cancel(task_id: TaskIdQuery) -> task_model:  # type: ignore[valid-type]
+        return task_model.from_task(task_transitions().cancel(api.kind, task_id))
+
+    @router.put(
+        f"{api.path}/restart",
+        operation_id=api.operation_id("restart"),
+        summary=f"Restart {api.kind.value} task (done, failed or canceled) as its next attempt",
+        tags=[api.tag],
+        responses=_REFUSALS,
+    )
+    def restart(
+        task_id: TaskIdQuery,
+        scope: Annotated[
+            RestartScope,
+            Query(description="all: every item again; failed: only the items that did not succeed last attempt"),
+        ] = RestartScope.ALL,
+    ) -> task_model:  # type: ignore[valid-type]
+        return task_model.from_task(task_transitions().restart(api.kind, task_id, scope))
+
+
+for _api in KIND_APIS:
+    _add_transition_routes(_api)
+
+app = build_resolver(router)
+lambda_handler = entry_point(app)

@@ -1,0 +1,54 @@
+"""Cancel and restart over HTTP on the local stack, as a user drives them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e.conftest import RunningStack
+from tests.support.http import wait_for
+
+MODEL = "local-hash-384"
+
+
+def terminal(stack: RunningStack, task_id: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        task: dict[str, Any] = stack.api.get(f"/internal/upsertion-tasks/info?task_id={task_id}")
+        return task if task["status"] in ("done", "failed") else None
+
+    result: dict[str, Any] = wait_for(check, timeout=120)
+    return result
+
+
+def test_cancel_then_restart_failed_then_restart_all(local_stack: RunningStack) -> None:
+    items = [{"object_id": f"life-{i}", "payload": {"text": f"lifecycle {i}"}} for i in range(400)]
+    items.append({"object_id": "life-broken"})
+    status, _ = local_stack.api.call(
+        "POST", "/internal/upsertion-tasks/run", {"embedding_model_id": MODEL, "task_id": "life", "items": items}
+    )
+    assert status == 202
+
+    status, canceled = local_stack.api.call("PUT", "/internal/upsertion-tasks/cancel?task_id=life")
+    assert status == 200
+    assert canceled["status"] == "canceled"
+    status, again = local_stack.api.call("PUT", "/internal/upsertion-tasks/cancel?task_id=life")
+    assert (status, again["status"]) == (200, "canceled")
+
+    status, restarted = local_stack.api.call("PUT", "/internal/upsertion-tasks/restart?task_id=life&scope=failed")
+    assert status == 200
+    assert restarted["attempt"] == 2
+    assert restarted["status"] == "pending"
+    done = terminal(local_stack, "life")
+    assert done["status"] == "done"
+    assert done["progress"]["succeeded"] + done["progress"]["failed"] == done["progress"]["total"]
+    assert [f["object_id"] for f in done["failed_items"]] == ["life-broken"]
+
+    status, error = local_stack.api.call("PUT", "/internal/upsertion-tasks/cancel?task_id=life")
+    assert status == 409
+    assert error["error"]["status"] == "done"
+
+    status, full = local_stack.api.call("PUT", "/internal/upsertion-tasks/restart?task_id=life")
+    assert status == 200
+    assert full["attempt"] == 3
+    assert full["progress"]["total"] == 401
+    final = terminal(local_stack, "life")
+    assert final["progress"] == {"total": 401, "succeeded": 400, "failed": 1, "pending": 0}
