@@ -15,7 +15,16 @@ import pytest
 
 from vector_tasks.adapters.task_store import DynamoTaskStore
 from vector_tasks.domain.limits import CHUNK_MAX_BYTES
-from vector_tasks.domain.model import ChunkOutcome, ChunkRef, Item, ItemFailure, Task, TaskKind, TaskStatus
+from vector_tasks.domain.model import (
+    ORIGINAL_CHUNKS,
+    ChunkOutcome,
+    ChunkRef,
+    Item,
+    ItemFailure,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
 
 from .conftest import dynamodb_local_unavailable
 
@@ -395,18 +404,18 @@ def test_chunks_round_trip(store: DynamoTaskStore) -> None:
     store.put_chunks(DELETION, "c", [["id-1", "ïd-2"], ["🙂"]])
 
     for number, items in enumerate(upsertion_chunks):
-        assert store.load_chunk(ChunkRef(UPSERTION, "c", 1, number)) == items
-    assert store.load_chunk(ChunkRef(DELETION, "c", 1, 0)) == ["id-1", "ïd-2"]
-    assert store.load_chunk(ChunkRef(DELETION, "c", 1, 1)) == ["🙂"]
-    # The attempt does not matter for reading a chunk: a restart reuses the stored chunks.
-    assert store.load_chunk(ChunkRef(UPSERTION, "c", 4, 1)) == upsertion_chunks[1]
+        assert store.load_chunk(ChunkRef(UPSERTION, "c", 1, number), ORIGINAL_CHUNKS) == items
+    assert store.load_chunk(ChunkRef(DELETION, "c", 1, 0), ORIGINAL_CHUNKS) == ["id-1", "ïd-2"]
+    assert store.load_chunk(ChunkRef(DELETION, "c", 1, 1), ORIGINAL_CHUNKS) == ["🙂"]
+    # The attempt does not matter for reading a chunk: a restart with scope=all reuses them.
+    assert store.load_chunk(ChunkRef(UPSERTION, "c", 4, 1), ORIGINAL_CHUNKS) == upsertion_chunks[1]
 
 
 def test_more_chunks_than_one_batch_write(store: DynamoTaskStore) -> None:
     chunks: list[list[Item]] = [[{"object_id": f"{n}-{i}"} for i in range(3)] for n in range(60)]
     store.put_chunks(UPSERTION, "many", chunks)
     for number in (0, 24, 25, 26, 59):
-        assert store.load_chunk(ChunkRef(UPSERTION, "many", 1, number)) == chunks[number]
+        assert store.load_chunk(ChunkRef(UPSERTION, "many", 1, number), ORIGINAL_CHUNKS) == chunks[number]
 
 
 def test_a_chunk_of_the_largest_size_stores(store: DynamoTaskStore) -> None:
@@ -425,15 +434,15 @@ def test_a_chunk_of_the_largest_size_stores(store: DynamoTaskStore) -> None:
     assert size > CHUNK_MAX_BYTES - 3_000
 
     store.put_chunks(UPSERTION, "big", [items])
-    assert store.load_chunk(ChunkRef(UPSERTION, "big", 1, 0)) == items
+    assert store.load_chunk(ChunkRef(UPSERTION, "big", 1, 0), ORIGINAL_CHUNKS) == items
 
 
 def test_loading_a_chunk_that_is_not_stored_raises(store: DynamoTaskStore) -> None:
     store.put_chunks(UPSERTION, "c", [["only"]])
-    with pytest.raises(LookupError, match="chunk 1"):
-        store.load_chunk(ChunkRef(UPSERTION, "c", 1, 1))
+    with pytest.raises(LookupError, match="chunk CHUNK 1"):
+        store.load_chunk(ChunkRef(UPSERTION, "c", 1, 1), ORIGINAL_CHUNKS)
     with pytest.raises(LookupError):
-        store.load_chunk(ChunkRef(DELETION, "c", 1, 0))
+        store.load_chunk(ChunkRef(DELETION, "c", 1, 0), ORIGINAL_CHUNKS)
 
 
 # -- recording chunk results -----------------------------------------------------------------
@@ -595,3 +604,25 @@ def test_concurrent_records_of_one_chunk_count_once(
         assert sorted(results) == [False] * (threads_n - 1) + [True], f"chunk {chunk}"
         n = chunk + 1
         assert counters(stored(store, task)) == (n, 7 * n, 3 * n, 2 * n)
+
+
+def test_items_not_succeeded_are_the_failed_and_the_unreached(store: DynamoTaskStore) -> None:
+    chunks: list[list[Item]] = [
+        [{"object_id": "a0"}, {"object_id": "a1"}, {"object_id": "a2"}],
+        [{"object_id": "b0"}, {"object_id": "b1"}],
+        [{"object_id": "c0"}],
+    ]
+    task = started(store, make_task("ns", chunk_count=3))
+    store.put_chunks(UPSERTION, "ns", chunks)
+    failures = (ItemFailure("a1", "bad"),)
+    assert store.record_chunk(ChunkRef(UPSERTION, "ns", 1, 0), ChunkOutcome(succeeded=2, failures=failures), now=T0)
+    # Chunk 1 recorded without failures; chunk 2 never reached (a cancel, say).
+    assert store.record_chunk(ChunkRef(UPSERTION, "ns", 1, 1), ChunkOutcome(succeeded=2), now=T0)
+    assert store.items_not_succeeded(stored(store, task)) == [{"object_id": "a1"}, {"object_id": "c0"}]
+
+
+def test_retry_chunks_live_under_their_own_source(store: DynamoTaskStore) -> None:
+    store.put_chunks(UPSERTION, "rs", [[{"object_id": "orig"}]])
+    store.put_chunks(UPSERTION, "rs", [[{"object_id": "retry"}]], source="RETRY#0002-abc")
+    assert store.load_chunk(ChunkRef(UPSERTION, "rs", 2, 0), "RETRY#0002-abc") == [{"object_id": "retry"}]
+    assert store.load_chunk(ChunkRef(UPSERTION, "rs", 2, 0), ORIGINAL_CHUNKS) == [{"object_id": "orig"}]

@@ -4,7 +4,7 @@ Layout (partition key `pk` = "<kind>#<task_id>"):
   sk "TASK"               the task: status, counters, attempt, fingerprint; the only item the
                           list indexes see (sparse GSIs `ByCreated` and `ByStatus`)
   sk "CHUNK#00042"        one chunk of the task's items, zlib-compressed JSON
-  sk "RETRY#0002#00007"   one chunk of the items a `scope=failed` restart retries in attempt 2
+  sk "RETRY#0002-<id>#00007"  one chunk of the items a `scope=failed` restart retries in attempt 2
   sk "RESULT#00042"       what the latest attempt did with chunk 42 of its source: counts and
                           failures, tagged with the attempt
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -102,7 +103,9 @@ ORIGINAL_CHUNKS = "CHUNK"
 
 
 def chunk_source_for_retry(attempt: int) -> str:
-    return f"RETRY#{attempt:04d}"
+    """A chunk source of its own for each restart request: two restarts racing for the same
+    attempt write different retry sets, and only the winner's source is ever referenced."""
+    return f"RETRY#{attempt:04d}-{uuid.uuid4().hex[:12]}"
 
 
 class RestartScope(enum.StrEnum):
