@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from vector_tasks.adapters.embedders import embedder_for
 from vector_tasks.adapters.state_machines import StepFunctionsTransitions
 from vector_tasks.adapters.task_store import DynamoTaskStore
 from vector_tasks.adapters.vector_index import OpenSearchVectorIndex, make_client
@@ -44,7 +45,10 @@ def chunk_processor() -> ChunkProcessor:
     registry = default_registry()
     return ChunkProcessor(
         task_store(),
-        {TaskKind.UPSERTION: UpsertChunk(registry, index), TaskKind.DELETION: DeleteChunk(registry, index)},
+        {
+            TaskKind.UPSERTION: UpsertChunk(registry, index, cache(embedder_for)),
+            TaskKind.DELETION: DeleteChunk(registry, index),
+        },
     )
 
 

@@ -97,7 +97,8 @@ def test_unknown_model_is_422_with_its_own_code(stack: InProcessStack) -> None:
     status, error = refused(stack, "POST", RUN, body={"embedding_model_id": "nope", "items": [{"object_id": "a"}]})
     assert status == 422
     assert error["code"] == "unknown_embedding_model"
-    assert error["message"] == "Unknown embedding_model_id 'nope'; deployed models: local-hash-384, precomputed-384"
+    assert error["message"].startswith("Unknown embedding_model_id 'nope'; deployed models: ")
+    assert "local-hash-384, local-minilm, precomputed-384" in error["message"]
 
 
 def test_malformed_json_is_400(stack: InProcessStack) -> None:

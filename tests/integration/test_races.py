@@ -24,6 +24,7 @@ from boto3.dynamodb.conditions import Key
 from opensearchpy import OpenSearch
 
 from devstack.stack import LocalStack, StackConfig
+from vector_tasks.adapters.embedders import embedder_for
 from vector_tasks.adapters.state_machines import StepFunctionsTransitions
 from vector_tasks.adapters.task_store import DynamoTaskStore, task_pk
 from vector_tasks.adapters.vector_index import OpenSearchVectorIndex
@@ -85,7 +86,11 @@ class Services:
         index = OpenSearchVectorIndex(lambda: OpenSearch(hosts=[stack.opensearch_url]))
         registry = default_registry()
         processor = ChunkProcessor(
-            store, {TaskKind.UPSERTION: UpsertChunk(registry, index), TaskKind.DELETION: DeleteChunk(registry, index)}
+            store,
+            {
+                TaskKind.UPSERTION: UpsertChunk(registry, index, embedder_for),
+                TaskKind.DELETION: DeleteChunk(registry, index),
+            },
         )
         return cls(
             store, TaskTransitions(store, runner), processor, session.client("sqs"), physical["WorkQueue"]["QueueUrl"]
@@ -97,7 +102,7 @@ class Services:
         for message in messages:
             if rng.random() < duplicate_rate:
                 self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"])
-            self.processor.process(ChunkMessage.model_validate_json(message["Body"]).ref())
+            self.processor.process(ChunkMessage.model_validate_json(message["Body"]).ref(), time.monotonic() + 60)
             self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
 

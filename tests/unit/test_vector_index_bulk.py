@@ -7,7 +7,8 @@ from typing import Any
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
-from vector_tasks.adapters.vector_index import NOT_FOUND_DETAIL, OpenSearchVectorIndex, RetryPolicy
+from vector_tasks.adapters.retry import RetryPolicy
+from vector_tasks.adapters.vector_index import NOT_FOUND_DETAIL, OpenSearchVectorIndex
 from vector_tasks.embedding.registry import default_registry
 from vector_tasks.embedding.vectorize import VectorDocument
 

@@ -8,10 +8,8 @@ requests that fail transiently (429, 5xx, connection errors) are retried with ba
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +19,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import RequestError, TransportError
 from opensearchpy.helpers.signer import RequestsAWSV4SignerAuth
 
+from vector_tasks.adapters.retry import RetryPolicy
 from vector_tasks.domain.model import ItemFailure
 from vector_tasks.embedding.registry import EmbeddingModelSpec
 from vector_tasks.embedding.vectorize import VectorDocument
@@ -69,17 +68,6 @@ def index_body(spec: EmbeddingModelSpec) -> dict[str, Any]:
             },
         },
     }
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 4
-    base_delay: float = 0.2
-    max_delay: float = 5.0
-
-    def delay(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(max, base * 2**attempt)]."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
 
 def _reason(error: Any) -> str:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
 
-from vector_tasks.domain.errors import UnknownEmbeddingModel
+from vector_tasks.domain.errors import TaskCannotRun, UnknownEmbeddingModel
 from vector_tasks.domain.model import ChunkOutcome, Item, Task, item_object_id
 from vector_tasks.domain.ports import VectorIndex
-from vector_tasks.domain.processing import TaskCannotRun
-from vector_tasks.embedding.providers import TextEmbedder, text_embedder_for
+from vector_tasks.embedding.embedder import TextEmbedder
 from vector_tasks.embedding.registry import EmbeddingModelSpec, InputSource, ModelRegistry
 from vector_tasks.embedding.vectorize import vectorize
 
@@ -21,25 +19,21 @@ def _model_of(registry: ModelRegistry, task: Task) -> EmbeddingModelSpec:
         raise TaskCannotRun(f"{exc.message}; it was removed after the task was created") from exc
 
 
-# Embedders are built once per model per process (a real model loads weights once).
-_shared_embedder = cache(text_embedder_for)
-
-
 class UpsertChunk:
     def __init__(
         self,
         registry: ModelRegistry,
         index: VectorIndex,
-        embedder_for: Callable[[EmbeddingModelSpec], TextEmbedder] = _shared_embedder,
+        embedder_for: Callable[[EmbeddingModelSpec], TextEmbedder],
     ) -> None:
         self._registry = registry
         self._index = index
         self._embedder_for = embedder_for
 
-    def apply(self, task: Task, items: list[Item]) -> ChunkOutcome:
+    def apply(self, task: Task, items: list[Item], deadline: float) -> ChunkOutcome:
         spec = _model_of(self._registry, task)
         embedder = None if spec.input.source is InputSource.VECTOR else self._embedder_for(spec)
-        documents, failures = vectorize(spec, embedder, [i for i in items if isinstance(i, dict)])
+        documents, failures = vectorize(spec, embedder, [i for i in items if isinstance(i, dict)], deadline)
         write_failures = self._index.upsert(spec, documents, task.task_id)
         return ChunkOutcome(succeeded=len(documents) - len(write_failures), failures=tuple(failures + write_failures))
 
@@ -49,7 +43,7 @@ class DeleteChunk:
         self._registry = registry
         self._index = index
 
-    def apply(self, task: Task, items: list[Item]) -> ChunkOutcome:
+    def apply(self, task: Task, items: list[Item], deadline: float) -> ChunkOutcome:
         spec = _model_of(self._registry, task)
         object_ids = [item_object_id(i) for i in items]
         failures = self._index.delete(spec, object_ids)

@@ -48,6 +48,11 @@ class UnknownEmbeddingModel(DomainError):
         self.model_id = model_id
 
 
+class TaskCannotRun(DomainError):
+    """The task as a whole cannot be carried out (its model is gone or unreachable); it ends
+    `failed` with this message as its `error`."""
+
+
 class ItemTooLarge(DomainError):
     def __init__(self, object_id: str, size: int, limit: int) -> None:
         super().__init__(f"Item '{object_id}' is {size} bytes as JSON; the limit per item is {limit} bytes")

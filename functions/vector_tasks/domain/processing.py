@@ -12,7 +12,7 @@ import enum
 from collections.abc import Mapping
 from typing import Protocol
 
-from vector_tasks.domain.errors import DomainError
+from vector_tasks.domain.errors import TaskCannotRun
 from vector_tasks.domain.model import (
     ChunkOutcome,
     ChunkRef,
@@ -27,12 +27,10 @@ from vector_tasks.domain.model import (
 from vector_tasks.domain.ports import TaskStore
 
 
-class TaskCannotRun(DomainError):
-    """The task as a whole cannot be carried out (the model is gone, say); it ends `failed`."""
-
-
 class ChunkAction(Protocol):
-    def apply(self, task: Task, items: list[Item]) -> ChunkOutcome: ...
+    def apply(self, task: Task, items: list[Item], deadline: float) -> ChunkOutcome:
+        """`deadline` (time.monotonic()) is when the worker must be done with the chunk."""
+        ...
 
 
 class Delivery(enum.StrEnum):
@@ -77,13 +75,13 @@ class ChunkProcessor:
             return Delivery.DUPLICATE
         return task
 
-    def process(self, ref: ChunkRef) -> Delivery:
+    def process(self, ref: ChunkRef, deadline: float) -> Delivery:
         admitted = self._admit(ref)
         if isinstance(admitted, Delivery):
             return admitted
         items = self._store.load_chunk(ref, admitted.chunk_source)
         try:
-            outcome = self._actions[ref.kind].apply(admitted, items)
+            outcome = self._actions[ref.kind].apply(admitted, items, deadline)
         except TaskCannotRun as exc:
             self._store.transition(
                 admitted,

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vector_tasks.domain.errors import UnknownEmbeddingModel
 
@@ -31,15 +31,49 @@ class ModelInput(BaseModel):
     field: str = Field(min_length=1)
 
 
+Provider = Literal[
+    "local-hash",  # feature hashing, in process
+    "precomputed",  # the caller sends the vector
+    "bedrock-titan-v2",  # Amazon Titan Text Embeddings V2 on Bedrock, one text per call
+    "bedrock-cohere-v3",  # Cohere Embed v3 on Bedrock, up to 96 texts per call
+    "sagemaker-hf",  # a SageMaker endpoint serving a Hugging Face embedding container
+    "local-minilm",  # all-MiniLM-L6-v2 in process (the optional MiniLM extra)
+]
+TITAN_V2_DIMENSIONS = (256, 512, 1024)
+COHERE_MAX_BATCH = 96
+
+
 class EmbeddingModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")
     description: str = ""
-    provider: Literal["local-hash", "precomputed"]
+    provider: Provider
     dimension: int = Field(ge=1, le=16_000)
     space_type: Literal["cosinesimil", "l2", "innerproduct"]
     input: ModelInput
+    # The provider's own name for the model: a Bedrock model id or a SageMaker endpoint name.
+    provider_model: str | None = None
+    normalize: bool = True
+    batch_size: int = Field(default=32, ge=1, le=1000)
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _fits_the_provider(self) -> EmbeddingModelSpec:
+        wants_vector = self.provider == "precomputed"
+        if wants_vector != (self.input.source is InputSource.VECTOR):
+            raise ValueError(
+                f"model '{self.id}': provider {self.provider} needs input source {'vector' if wants_vector else 'text'}"
+            )
+        if self.provider == "bedrock-titan-v2" and self.dimension not in TITAN_V2_DIMENSIONS:
+            raise ValueError(f"model '{self.id}': Titan V2 dimensions are {TITAN_V2_DIMENSIONS}")
+        if self.provider == "bedrock-cohere-v3" and self.batch_size > COHERE_MAX_BATCH:
+            raise ValueError(f"model '{self.id}': Cohere Embed v3 takes at most {COHERE_MAX_BATCH} texts per call")
+        if self.provider in ("bedrock-titan-v2", "bedrock-cohere-v3", "sagemaker-hf") and not self.provider_model:
+            raise ValueError(f"model '{self.id}': provider {self.provider} needs provider_model")
+        if self.provider == "local-minilm" and self.dimension != 384:
+            raise ValueError(f"model '{self.id}': all-MiniLM-L6-v2 is 384-dimensional")
+        return self
 
     @property
     def index_name(self) -> str:

@@ -10,10 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from vector_tasks.domain.model import ItemFailure
-from vector_tasks.embedding.providers import TextEmbedder
+from vector_tasks.embedding.embedder import TextEmbedder
 from vector_tasks.embedding.registry import EmbeddingModelSpec, InputSource
 
 
@@ -89,7 +87,7 @@ def _vector_of(spec: EmbeddingModelSpec, item: dict[str, Any]) -> list[float]:
 
 
 def vectorize(
-    spec: EmbeddingModelSpec, embedder: TextEmbedder | None, items: list[dict[str, Any]]
+    spec: EmbeddingModelSpec, embedder: TextEmbedder | None, items: list[dict[str, Any]], deadline: float
 ) -> tuple[list[VectorDocument], list[ItemFailure]]:
     documents: list[VectorDocument] = []
     failures: list[ItemFailure] = []
@@ -118,10 +116,10 @@ def vectorize(
             failures.append(ItemFailure(item["object_id"], str(exc)))
             continue
         embeddable.append(item)
-    vectors = embedder.embed(texts) if texts else np.zeros((0, spec.dimension), dtype=np.float32)
-    for item, row in zip(embeddable, vectors, strict=True):
-        if not row.any():
-            failures.append(ItemFailure(item["object_id"], f"payload.{spec.input.field} has no words to embed"))
+    outcomes = embedder.embed(texts, deadline) if texts else []
+    for item, outcome in zip(embeddable, outcomes, strict=True):
+        if isinstance(outcome, str):
+            failures.append(ItemFailure(item["object_id"], f"payload.{spec.input.field} {outcome}"))
             continue
-        documents.append(document(item, row.tolist(), item.get("payload")))
+        documents.append(document(item, outcome.tolist(), item.get("payload")))
     return documents, failures

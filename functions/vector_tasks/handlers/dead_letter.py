@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vector_tasks.domain.model import ChunkRef
 from vector_tasks.handlers.queue import chunk_consumer
@@ -15,7 +16,7 @@ ABANDONED_DETAIL = (
 )
 
 
-def _abandon(ref: ChunkRef, record: SQSRecord) -> str:
+def _abandon(ref: ChunkRef, record: SQSRecord, _: LambdaContext) -> str:
     logger.warning(
         "Giving up on a chunk from the dead-letter queue",
         extra={"receives": record.attributes.approximate_receive_count},

@@ -17,7 +17,7 @@ from vector_tasks.observability import logger, metrics, tracer
 
 
 def chunk_consumer(
-    handle: Callable[[ChunkRef, SQSRecord], str],
+    handle: Callable[[ChunkRef, SQSRecord, LambdaContext], str],
     drop_malformed: bool = False,
 ) -> Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]:
     """A Lambda handler that parses each record as a chunk message and passes it to `handle`.
@@ -29,7 +29,7 @@ def chunk_consumer(
     """
     processor = BatchProcessor(event_type=EventType.SQS)
 
-    def record_handler(record: SQSRecord) -> str:
+    def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
         try:
             ref = ChunkMessage.model_validate_json(record.body).ref()
         except ValidationError:
@@ -37,7 +37,7 @@ def chunk_consumer(
                 raise
             logger.error("Dropping a message that is not a chunk message", extra={"body": record.body[:2000]})
             return "malformed"
-        delivery = handle(ref, record)
+        delivery = handle(ref, record, lambda_context)
         logger.info(
             "Chunk delivery handled",
             extra={

@@ -1,0 +1,96 @@
+"""How calls to Bedrock and SageMaker runtimes fail, and what each failure means for a task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from vector_tasks.adapters.retry import RetriesExhausted, RetryPolicy, call_with_retries
+from vector_tasks.domain.errors import TaskCannotRun
+from vector_tasks.embedding.registry import EmbeddingModelSpec
+
+T = TypeVar("T")
+
+# Worth another try after a pause: throttling, capacity and the service's own 5xx.
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ServiceUnavailableException",
+        "ServiceUnavailable",
+        "InternalServerException",
+        "InternalFailure",
+        "ModelTimeoutException",
+        "ModelNotReadyException",
+    }
+)
+# The model cannot be used by this deployment at all: no retry helps, the task fails.
+_FATAL_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "UnrecognizedClientException",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+    }
+)
+_CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)
+
+
+class ProviderBusy(Exception):
+    """Transient errors outlasted the retries or the time budget: the chunk is retried later
+    (the message becomes visible again, and after maxReceiveCount goes to the DLQ)."""
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", exc))
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(exc) in _TRANSIENT_CODES or status == 429 or 500 <= status < 600
+    return isinstance(exc, (ReadTimeoutError, *_CONNECTION_ERRORS))
+
+
+def unusable(spec: EmbeddingModelSpec, reason: str) -> TaskCannotRun:
+    return TaskCannotRun(f"Model '{spec.id}' ({spec.provider} {spec.provider_model}) cannot be used: {reason}")
+
+
+def invoke(
+    spec: EmbeddingModelSpec,
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    deadline: float,
+    sleep: Callable[[float], None],
+) -> T:
+    """`call()` with retries; fatal errors become TaskCannotRun, exhausted retries ProviderBusy
+    (or TaskCannotRun when the endpoint could never be reached). Other ClientErrors (a text the
+    model rejects) propagate for the caller to attribute."""
+    try:
+        return call_with_retries(call, is_transient, policy, deadline, sleep)
+    except RetriesExhausted as exc:
+        if isinstance(exc.last, _CONNECTION_ERRORS):
+            raise unusable(spec, f"unreachable after {exc.attempts} attempts ({exc.last})") from exc
+        raise ProviderBusy(f"model '{spec.id}' still busy after {exc.attempts} attempts: {exc.last}") from exc
+    except ClientError as exc:
+        if error_code(exc) in _FATAL_CODES:
+            raise unusable(spec, f"{error_code(exc)}: {error_message(exc)}") from exc
+        raise
+
+
+def check_dimension(spec: EmbeddingModelSpec, size: int) -> None:
+    if size != spec.dimension:
+        raise unusable(spec, f"it returned {size}-dimensional vectors; the registry declares {spec.dimension}")

