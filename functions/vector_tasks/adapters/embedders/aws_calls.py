@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import TypeVar
+from functools import cached_property
+from typing import Any, TypeVar
 
 from botocore.exceptions import (
     ClientError,
@@ -89,6 +91,30 @@ def invoke(
         if error_code(exc) in _FATAL_CODES:
             raise unusable(spec, f"{error_code(exc)}: {error_message(exc)}") from exc
         raise
+
+
+class RuntimeEmbedder:
+    """What the Bedrock and SageMaker embedders share: the model, a lazily made runtime
+    client, and `call` with the retry policy and failure classes above."""
+
+    def __init__(
+        self,
+        spec: EmbeddingModelSpec,
+        client_factory: Callable[[], Any],
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.spec = spec
+        self._client_factory = client_factory
+        self._policy = policy or RetryPolicy(attempts=6, base_delay=0.5, max_delay=8.0)
+        self._sleep = sleep
+
+    @cached_property
+    def client(self) -> Any:
+        return self._client_factory()
+
+    def call(self, request: Callable[[], T], deadline: float) -> T:
+        return invoke(self.spec, request, self._policy, deadline, self._sleep)
 
 
 def check_dimension(spec: EmbeddingModelSpec, size: int) -> None:

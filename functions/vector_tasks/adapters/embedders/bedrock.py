@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from botocore.exceptions import ClientError
 
-from vector_tasks.adapters.embedders.aws_calls import check_dimension, error_code, error_message, invoke
-from vector_tasks.adapters.retry import RetryPolicy
+from vector_tasks.adapters.embedders.aws_calls import RuntimeEmbedder, check_dimension, error_code, error_message
 from vector_tasks.embedding.embedder import EmbedOutcome
-from vector_tasks.embedding.registry import EmbeddingModelSpec
 
 # A request the model refuses for what is in it (too long, empty): that text fails, not the task.
 _REJECTED_INPUT = "ValidationException"
@@ -25,36 +21,17 @@ def _body(response: dict[str, Any]) -> Any:
     return json.loads(response["body"].read())
 
 
-class _BedrockEmbedder:
-    def __init__(
-        self,
-        spec: EmbeddingModelSpec,
-        client_factory: Callable[[], Any],
-        policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.spec = spec
-        self._client_factory = client_factory
-        self._client_instance: Any = None
-        self._policy = policy or RetryPolicy(attempts=6, base_delay=0.5, max_delay=8.0)
-        self._sleep = sleep
-
-    @property
-    def _client(self) -> Any:
-        if self._client_instance is None:
-            self._client_instance = self._client_factory()
-        return self._client_instance
-
+class _BedrockEmbedder(RuntimeEmbedder):
     def _invoke_model(self, body: dict[str, Any], deadline: float) -> Any:
-        def call() -> Any:
-            return self._client.invoke_model(
+        def request() -> Any:
+            return self.client.invoke_model(
                 modelId=self.spec.provider_model,
                 body=json.dumps(body),
                 contentType="application/json",
                 accept="application/json",
             )
 
-        return _body(invoke(self.spec, call, self._policy, deadline, self._sleep))
+        return _body(self.call(request, deadline))
 
     def _vector(self, values: list[float]) -> EmbedOutcome:
         check_dimension(self.spec, len(values))

@@ -8,42 +8,25 @@ mean-pooled here. Vectors are L2-normalised when the model says `normalize`.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from botocore.exceptions import ClientError
 
-from vector_tasks.adapters.embedders.aws_calls import check_dimension, error_code, error_message, invoke, unusable
-from vector_tasks.adapters.retry import RetryPolicy
+from vector_tasks.adapters.embedders.aws_calls import (
+    RuntimeEmbedder,
+    check_dimension,
+    error_code,
+    error_message,
+    unusable,
+)
 from vector_tasks.embedding.embedder import EmbedOutcome
-from vector_tasks.embedding.registry import EmbeddingModelSpec
 
 # The container answered 4xx for the request's content.
 _REJECTED_INPUT = "ModelError"
 
 
-class SageMakerEmbedder:
-    def __init__(
-        self,
-        spec: EmbeddingModelSpec,
-        client_factory: Callable[[], Any],
-        policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.spec = spec
-        self._client_factory = client_factory
-        self._client_instance: Any = None
-        self._policy = policy or RetryPolicy(attempts=6, base_delay=0.5, max_delay=8.0)
-        self._sleep = sleep
-
-    @property
-    def _client(self) -> Any:
-        if self._client_instance is None:
-            self._client_instance = self._client_factory()
-        return self._client_instance
-
+class SageMakerEmbedder(RuntimeEmbedder):
     def _vector(self, values: Any) -> EmbedOutcome:
         array = np.asarray(values, dtype=np.float32)
         if array.ndim == 2:  # token embeddings: mean-pool
@@ -57,8 +40,8 @@ class SageMakerEmbedder:
         return array
 
     def _batch(self, texts: list[str], deadline: float) -> list[EmbedOutcome]:
-        def call() -> Any:
-            return self._client.invoke_endpoint(
+        def request() -> Any:
+            return self.client.invoke_endpoint(
                 EndpointName=self.spec.provider_model,
                 ContentType="application/json",
                 Accept="application/json",
@@ -66,7 +49,7 @@ class SageMakerEmbedder:
             )
 
         try:
-            response = invoke(self.spec, call, self._policy, deadline, self._sleep)
+            response = self.call(request, deadline)
         except ClientError as exc:
             code, message = error_code(exc), error_message(exc)
             if code == "ValidationError" and "not found" in message.lower():
