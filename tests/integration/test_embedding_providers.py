@@ -39,21 +39,10 @@ def answer(vector: list[float]) -> dict[str, Any]:
     return {"body": StreamingBody(io.BytesIO(data), len(data)), "contentType": "application/json"}
 
 
-def run(stack: InProcessStack, task_id: str, texts: list[str]) -> dict[str, Any]:
-    items = [{"object_id": f"{task_id}-{i}", "payload": {"text": t}} for i, t in enumerate(texts)]
-    stack.request(
-        "POST", "/internal/upsertion-tasks/run", body={"embedding_model_id": MODEL, "task_id": task_id, "items": items}
-    )
-    stack.drain()
-    status, task = stack.request("GET", "/internal/upsertion-tasks/info", f"task_id={task_id}")
-    assert status == 200
-    return task
-
-
 def test_a_titan_task_indexes_1024_d_vectors_and_lists_rejected_texts(stack: InProcessStack, titan: Stubber) -> None:
     titan.add_response("invoke_model", answer([0.03] * 1024))
     titan.add_client_error("invoke_model", "ValidationException", "Too many input tokens", 400)
-    task = run(stack, "titan-ok", ["short text", "an enormous text"])
+    task = stack.run_upsertion(MODEL, "titan-ok", ["short text", "an enormous text"])
     assert task["status"] == "done"
     assert task["progress"] == {"total": 2, "succeeded": 1, "failed": 1, "pending": 0}
     assert task["failed_items"] == [
@@ -66,7 +55,7 @@ def test_a_titan_task_indexes_1024_d_vectors_and_lists_rejected_texts(stack: InP
 
 def test_a_model_that_cannot_be_used_fails_the_task_with_its_reason(stack: InProcessStack, titan: Stubber) -> None:
     titan.add_client_error("invoke_model", "AccessDeniedException", "You don't have access to the model", 403)
-    task = run(stack, "titan-denied", ["text"])
+    task = stack.run_upsertion(MODEL, "titan-denied", ["text"])
     assert task["status"] == "failed"
     assert task["error"] == (
         "Model 'titan-v2-1024' (bedrock-titan-v2 amazon.titan-embed-text-v2:0) cannot be used: "
@@ -80,6 +69,6 @@ def test_a_throttled_chunk_is_handed_back_to_the_queue_and_succeeds_later(
     for _ in range(2):  # both attempts of the first delivery
         titan.add_client_error("invoke_model", "ThrottlingException", "Rate exceeded", 429)
     titan.add_response("invoke_model", answer([0.03] * 1024))  # the redelivery
-    task = run(stack, "titan-busy", ["text"])
+    task = stack.run_upsertion(MODEL, "titan-busy", ["text"])
     assert task["status"] == "done"
     assert task["progress"]["succeeded"] == 1

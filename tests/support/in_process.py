@@ -70,6 +70,17 @@ class InProcessStack:
         result = self.routes[(method, path)].invoke(event)
         return int(result["statusCode"]), json.loads(result["body"])
 
+    def run_upsertion(self, model: str, task_id: str, texts: list[str]) -> dict[str, Any]:
+        """Create an upsertion task of one item per text, deliver everything, return the task."""
+        items = [{"object_id": f"{task_id}-{i}", "payload": {"text": t}} for i, t in enumerate(texts)]
+        body = {"embedding_model_id": model, "task_id": task_id, "items": items}
+        status, created = self.request("POST", "/internal/upsertion-tasks/run", body=body)
+        assert status == 202, created
+        self.drain()
+        status, task = self.request("GET", "/internal/upsertion-tasks/info", f"task_id={task_id}")
+        assert status == 200, task
+        return task
+
     def drain(self, max_batches: int = 2000) -> int:
         """Deliver queued messages (retries and dead letters included) until every queue is empty."""
         delivered = 0
