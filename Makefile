@@ -10,8 +10,11 @@ BIN := $(VENV)/bin
 # SAM CLI reads these even offline; dummy values keep it from looking for a profile.
 SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy PATH="$(dir $(PYTHON)):$$PATH"
 PYTEST_ARGS ?=
+# The optional MiniLM extra needs the CPU torch wheel on this machine's disk, which is for 3.11.
+PYTHON311 ?= $(shell (pyenv prefix 3.11 >/dev/null 2>&1 && echo "$$(pyenv prefix 3.11)/bin/python3.11") || command -v python3.11)
+MINILM := .venv-minilm
 
-.PHONY: help setup tools run test test-fast lint format validate build deploy openapi clean
+.PHONY: help setup tools minilm run run-minilm benchmark-minilm test test-fast lint format validate build deploy openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,12 +33,25 @@ $(TOOLS)/.installed: requirements-tools.txt
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	touch $@
 
+$(MINILM)/.installed: requirements-dev.txt layers/dependencies/requirements.txt requirements-minilm.txt
+	$(PYTHON311) -m venv $(MINILM)
+	$(MINILM)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r requirements-minilm.txt
+	touch $@
+
 setup: $(VENV)/.installed ## Create .venv with the runtime and dev dependencies
 
 tools: $(TOOLS)/.installed ## Create .venv-tools with SAM CLI and cfn-lint
 
-run: setup ## Start the local stack (API on $$PORT or 3000, OpenSearch on $$OPENSEARCH_PORT or 9200)
+run: setup ## Start the local stack (API on PORT or 3000, OpenSearch on OPENSEARCH_PORT or 9200)
 	$(BIN)/python -m devstack
+
+minilm: $(MINILM)/.installed ## Optional: .venv-minilm (Python 3.11, CPU torch, ~1.8 GB) for the local-minilm model
+
+run-minilm: minilm ## The local stack from .venv-minilm, so the local-minilm model can serve
+	$(MINILM)/bin/python -m devstack
+
+benchmark-minilm: minilm ## Raw MiniLM encode vs end-to-end upsertion throughput, and their ratio
+	$(MINILM)/bin/python -m benchmarks.minilm_throughput
 
 test: setup tools node_modules/.installed ## Run every test tier that can run here, template checks included
 	$(BIN)/pytest --ignore=tests/contract $(PYTEST_ARGS)
@@ -68,4 +84,4 @@ openapi: setup ## Regenerate openapi.json from the code
 	PYTHONPATH=functions $(BIN)/python -m vector_tasks.handlers.openapi > openapi.json
 
 clean: ## Remove virtualenvs and build output
-	rm -rf $(VENV) $(TOOLS) .aws-sam .devstack node_modules
+	rm -rf $(VENV) $(TOOLS) $(MINILM) .aws-sam .devstack node_modules

@@ -36,7 +36,8 @@ def test_cancel_then_restart_failed_then_restart_all(local_stack: RunningStack) 
     status, restarted = local_stack.api.call("PUT", "/internal/upsertion-tasks/restart?task_id=life&scope=failed")
     assert status == 200
     assert restarted["attempt"] == 2
-    assert restarted["status"] == "pending"
+    # The task after the transition: the workers may already have started on it.
+    assert restarted["status"] in ("pending", "running", "done")
     done = terminal(local_stack, "life")
     assert done["status"] == "done"
     assert done["progress"]["succeeded"] + done["progress"]["failed"] == done["progress"]["total"]
