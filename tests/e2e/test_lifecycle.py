@@ -20,7 +20,8 @@ def terminal(stack: RunningStack, task_id: str) -> dict[str, Any]:
 
 
 def test_cancel_then_restart_failed_then_restart_all(local_stack: RunningStack) -> None:
-    items = [{"object_id": f"life-{i}", "payload": {"text": f"lifecycle {i}"}} for i in range(400)]
+    # 30 chunks, so the cancel lands while they are under way.
+    items = [{"object_id": f"life-{i}", "payload": {"text": f"lifecycle {i}"}} for i in range(3000)]
     items.append({"object_id": "life-broken"})
     status, _ = local_stack.api.call(
         "POST", "/internal/upsertion-tasks/run", {"embedding_model_id": MODEL, "task_id": "life", "items": items}
@@ -50,6 +51,6 @@ def test_cancel_then_restart_failed_then_restart_all(local_stack: RunningStack) 
     status, full = local_stack.api.call("PUT", "/internal/upsertion-tasks/restart?task_id=life")
     assert status == 200
     assert full["attempt"] == 3
-    assert full["progress"]["total"] == 401
+    assert full["progress"]["total"] == 3001
     final = terminal(local_stack, "life")
-    assert final["progress"] == {"total": 401, "succeeded": 400, "failed": 1, "pending": 0}
+    assert final["progress"] == {"total": 3001, "succeeded": 3000, "failed": 1, "pending": 0}
