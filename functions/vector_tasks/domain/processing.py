@@ -69,7 +69,8 @@ class ChunkProcessor:
         if task.status in (TaskStatus.DONE, TaskStatus.FAILED):
             return Delivery.ALREADY_FINISHED
         if task.status is TaskStatus.PENDING:
-            self._store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=utc_now())
+            if not self._store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=utc_now()):
+                return self._admit(ref)  # canceled or started by another worker meanwhile: look again
             task.status = TaskStatus.RUNNING
         if self._store.chunk_recorded(ref):
             return Delivery.DUPLICATE
