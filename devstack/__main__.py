@@ -29,6 +29,8 @@ def main() -> int:
     parser.add_argument("--server-log", type=Path, default=Path(".devstack/servers.log"), help="moto and osmem output")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for chatty in ("botocore", "boto3", "urllib3", "opensearch"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
     args.server_log.parent.mkdir(parents=True, exist_ok=True)
     stopping = threading.Event()
