@@ -211,18 +211,25 @@ class DynamoTaskStore:
         else:
             query = {"IndexName": BY_STATUS, "KeyConditionExpression": Key("status_pk").eq(status_pk(kind, status))}
         query["ScanIndexForward"] = False
-        wanted = offset + limit + 1
+        # Skip `offset` entries fetching their keys only, then read the page (+1 to know if more).
+        skipped = 0
+        while skipped < offset:
+            response = self._table.query(**query, Limit=min(offset - skipped, 1000), ProjectionExpression="pk")
+            skipped += response["Count"]
+            if "LastEvaluatedKey" not in response:
+                return TaskPage(tasks=[], next_offset=None)
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         seen: list[dict[str, Any]] = []
-        while len(seen) < wanted:
-            query["Limit"] = min(wanted - len(seen), 1000)
-            response = self._table.query(**query)
+        while len(seen) <= limit:
+            response = self._table.query(**query, Limit=limit + 1 - len(seen))
             seen.extend(response.get("Items", []))
             if "LastEvaluatedKey" not in response:
                 break
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        page = seen[offset : offset + limit]
-        has_more = len(seen) > offset + limit
-        return TaskPage(tasks=[self._task_from(i) for i in page], next_offset=offset + limit if has_more else None)
+        has_more = len(seen) > limit
+        return TaskPage(
+            tasks=[self._task_from(i) for i in seen[:limit]], next_offset=offset + limit if has_more else None
+        )
 
     def mark_dispatched(self, kind: TaskKind, task_id: str) -> None:
         self._table.update_item(
