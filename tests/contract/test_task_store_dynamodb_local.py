@@ -28,11 +28,10 @@ from vector_tasks.domain.model import (
 
 from .conftest import dynamodb_local_unavailable
 
-# One skip for the module, with the reason, rather than one per test.
-if (_unavailable := dynamodb_local_unavailable()) is not None:
-    pytest.skip(_unavailable, allow_module_level=True)
-
-pytestmark = pytest.mark.contract
+# Each test is collected and skipped with the reason where DynamoDB Local cannot run, so a
+# run without it reports skips rather than "no tests collected".
+_UNAVAILABLE = dynamodb_local_unavailable()
+pytestmark = [pytest.mark.contract, pytest.mark.skipif(_UNAVAILABLE is not None, reason=_UNAVAILABLE or "")]
 
 UPSERTION = TaskKind.UPSERTION
 DELETION = TaskKind.DELETION
