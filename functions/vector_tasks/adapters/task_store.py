@@ -185,15 +185,23 @@ class DynamoTaskStore:
             task.failures = self._failures_of(task)
         return task
 
-    def _failures_of(self, task: Task) -> list[ItemFailure]:
-        failures: list[ItemFailure] = []
+    def _current_failures(self, task: Task) -> dict[int, list[tuple[str, str]]]:
+        """Per chunk the current attempt recorded: its (object_id, detail) failures."""
+        recorded: dict[int, list[tuple[str, str]]] = {}
         for item in self._query_all(
             KeyConditionExpression=Key("pk").eq(task_pk(task.kind, task.task_id)) & Key("sk").begins_with("RESULT#"),
             ConsistentRead=True,
         ):
-            if int(item["attempt"]) == task.attempt and "failures" in item:
-                failures.extend(ItemFailure(oid, detail) for oid, detail in _unpack(item["failures"]))
-        return failures
+            if int(item["attempt"]) == task.attempt:
+                number = int(str(item["sk"]).rsplit("#", 1)[1])
+                recorded[number] = (
+                    [(oid, detail) for oid, detail in _unpack(item["failures"])] if "failures" in item else []
+                )
+        return recorded
+
+    def _failures_of(self, task: Task) -> list[ItemFailure]:
+        recorded = self._current_failures(task)
+        return [ItemFailure(oid, detail) for number in sorted(recorded) for oid, detail in recorded[number]]
 
     def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -308,23 +316,17 @@ class DynamoTaskStore:
             KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with(f"{task.chunk_source}#"),
             ConsistentRead=True,
         )
-        results = {
-            item["sk"]: item
-            for item in self._query_all(
-                KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with("RESULT#"), ConsistentRead=True
-            )
-        }
+        recorded = self._current_failures(task)
         retry: list[Item] = []
         for chunk in sorted(chunks, key=lambda c: str(c["sk"])):
             number = int(str(chunk["sk"]).rsplit("#", 1)[1])
             if number >= task.chunk_count:
                 continue
             items: list[Item] = _unpack(chunk["items"])
-            result = results.get(_result_sk(number))
-            if result is None or int(result["attempt"]) != task.attempt:
+            if number not in recorded:
                 retry.extend(items)
                 continue
-            failed = {oid for oid, _ in _unpack(result["failures"])} if "failures" in result else set()
+            failed = {oid for oid, _ in recorded[number]}
             retry.extend(i for i in items if item_object_id(i) in failed)
         return retry
 

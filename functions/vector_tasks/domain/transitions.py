@@ -28,22 +28,22 @@ class TaskTransitions:
         self._store = store
         self._runner = runner
 
-    def _task(self, kind: TaskKind, task_id: str) -> Task:
-        task = self._store.get_task(kind, task_id, with_failures=True)
+    def _task(self, kind: TaskKind, task_id: str, with_failures: bool = False) -> Task:
+        """The task; its failure list (a query of every chunk result) only for the answer."""
+        task = self._store.get_task(kind, task_id, with_failures=with_failures)
         if task is None:
             raise TaskNotFound(kind.value, task_id)
         return task
 
     def cancel(self, kind: TaskKind, task_id: str) -> Task:
         task = self._task(kind, task_id)
-        if task.status is TaskStatus.CANCELED:
-            return task
-        if task.status not in CANCELABLE or not self._runner.cancel(task, utc_now()):
-            current = self._task(kind, task_id)
-            if current.status is TaskStatus.CANCELED:  # someone else canceled it first: same outcome
-                return current
-            raise InvalidTransition("cancel", task_id, current.status.value)
-        return self._task(kind, task_id)
+        if task.status in CANCELABLE:
+            if self._runner.cancel(task, utc_now()):
+                return self._task(kind, task_id, with_failures=True)
+            task = self._task(kind, task_id)  # lost a race: judge by the status it has now
+        if task.status is not TaskStatus.CANCELED:  # canceled already (by anyone): 200, unchanged
+            raise InvalidTransition("cancel", task_id, task.status.value)
+        return self._task(kind, task_id, with_failures=True)
 
     def restart(self, kind: TaskKind, task_id: str, scope: RestartScope) -> Task:
         task = self._task(kind, task_id)
@@ -52,7 +52,7 @@ class TaskTransitions:
         plan = self._plan(task, scope)
         if not self._runner.restart(task, plan, utc_now()):
             raise InvalidTransition("restart", task_id, self._task(kind, task_id).status.value)
-        return self._task(kind, task_id)
+        return self._task(kind, task_id, with_failures=True)
 
     def _plan(self, task: Task, scope: RestartScope) -> RestartPlan:
         next_attempt = task.attempt + 1
