@@ -39,6 +39,7 @@ def test_an_opensearch_that_stays_down_gives_item_failures_not_a_stuck_task(
     (detail,) = details
     assert detail.startswith("OpenSearch unavailable:")
     assert detail.endswith("(gave up after 4 attempts)")
+    assert proxy.bulk_requests == 4  # the service's attempts only: the client's own retries are off
 
 
 def test_items_rejected_with_429_every_time_fail_with_the_reason(stack: InProcessStack, proxy: FaultProxy) -> None:

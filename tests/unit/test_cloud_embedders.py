@@ -15,6 +15,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+from tests.support.determinism import FakeClock, FixedJitter
 from vector_tasks.adapters.embedders.aws_calls import ProviderBusy
 from vector_tasks.adapters.embedders.bedrock import CohereV3Embedder, TitanV2Embedder
 from vector_tasks.adapters.embedders.sagemaker import SageMakerEmbedder
@@ -82,11 +83,11 @@ def test_titan_retries_throttling_with_backoff_then_succeeds() -> None:
     stub.add_client_error("invoke_model", "ServiceUnavailableException", "try later", 503)
     stub.add_response("invoke_model", titan_answer([1.0] * 512), titan_call("t", 512))
     pauses: list[float] = []
-    policy = RetryPolicy(attempts=5, base_delay=0.1, max_delay=1.0)
+    policy = RetryPolicy(attempts=5, base_delay=0.1, max_delay=1.0, rng=FixedJitter(0.5))
     with stub:
         (vector,) = TitanV2Embedder(model, lambda: client, policy, sleep=pauses.append).embed(["t"], LATER)
     assert len(pauses) == 2
-    assert 0 <= pauses[0] <= 0.2 and 0 <= pauses[1] <= 0.4
+    assert pauses == pytest.approx([0.1, 0.2])  # half of each full-jitter range
     assert not isinstance(vector, str)
 
 
@@ -120,17 +121,25 @@ def test_titan_throttled_past_the_retries_hands_the_chunk_back() -> None:
         TitanV2Embedder(spec("titan-v2-1024", max_concurrency=1), lambda: client, NO_WAIT).embed(["t"], LATER)
 
 
-def test_titan_does_not_wait_past_the_deadline() -> None:
+@pytest.mark.parametrize(("jitter", "expected_pauses"), [(1.0, []), (0.001, [0.005])])
+def test_titan_does_not_wait_past_the_deadline(jitter: float, expected_pauses: list[float]) -> None:
     client, stub = bedrock()
     stub.add_client_error("invoke_model", "ThrottlingException", "Rate exceeded", 429)
+    stub.add_client_error("invoke_model", "ThrottlingException", "Rate exceeded", 429)
+    clock = FakeClock()
     pauses: list[float] = []
-    policy = RetryPolicy(attempts=10, base_delay=5.0, max_delay=5.0)
-    embedder = TitanV2Embedder(spec("titan-v2-1024", max_concurrency=1), lambda: client, policy, sleep=pauses.append)
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        clock.sleep(seconds)
+
+    policy = RetryPolicy(attempts=10, base_delay=5.0, max_delay=5.0, rng=FixedJitter(jitter), clock=clock)
+    embedder = TitanV2Embedder(spec("titan-v2-1024", max_concurrency=1), lambda: client, policy, sleep=sleep)
     with stub, pytest.raises(ProviderBusy):
-        # A pause could be up to 5 s; with 0.01 s left none can fit: give up at once... or after
-        # a pause short enough to fit, never past the deadline.
-        embedder.embed(["t"], time.monotonic() + 0.01)
-    assert all(p < 0.01 for p in pauses)
+        # 0.01 s left: a pause of 5 s cannot fit, so it gives up at once; one of 0.005 s fits
+        # once, and then only 0.005 s is left, too little for another.
+        embedder.embed(["t"], clock.now + 0.01)
+    assert pauses == pytest.approx(expected_pauses)
 
 
 def test_titan_vectors_of_another_dimension_make_the_task_impossible() -> None:

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import pytest
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
-from vector_tasks.adapters.retry import RetryPolicy
-from vector_tasks.adapters.vector_index import NOT_FOUND_DETAIL, OpenSearchVectorIndex
+from tests.support.determinism import FakeClock, FixedJitter
+from vector_tasks.adapters.retry import OutOfTime, RetryPolicy
+from vector_tasks.adapters.vector_index import (
+    NOT_FOUND_DETAIL,
+    REQUEST_TIMEOUT_SECONDS,
+    OpenSearchVectorIndex,
+    make_client,
+)
 from vector_tasks.embedding.registry import default_registry
 from vector_tasks.embedding.vectorize import VectorDocument
 
 SPEC = default_registry().get("local-hash-384")
+NOW = FakeClock().now
+LATER = NOW + 3600
 
 
 class ScriptedIndices:
-    def exists(self, index: str) -> bool:
+    def exists(self, index: str, request_timeout: float) -> bool:
         return True
 
 
@@ -26,18 +36,24 @@ class ScriptedClient:
     def __init__(self, *responses: Any) -> None:
         self.responses = list(responses)
         self.bodies: list[list[dict[str, Any]]] = []
+        self.timeouts: list[float] = []
         self.indices = ScriptedIndices()
 
-    def bulk(self, body: list[dict[str, Any]]) -> dict[str, Any]:
+    def bulk(self, body: list[dict[str, Any]], request_timeout: float) -> dict[str, Any]:
         self.bodies.append(body)
+        self.timeouts.append(request_timeout)
         response = self.responses.pop(0)
         if isinstance(response, Exception):
             raise response
         return response
 
 
-def index_with(client: ScriptedClient, attempts: int = 3) -> OpenSearchVectorIndex:
-    return OpenSearchVectorIndex(lambda: client, retry=RetryPolicy(attempts=attempts), sleep=lambda _: None)  # type: ignore[arg-type,return-value]
+def index_with(
+    client: ScriptedClient, attempts: int = 3, clock: FakeClock | None = None, jitter: float = 0.5
+) -> OpenSearchVectorIndex:
+    clock = clock or FakeClock()
+    policy = RetryPolicy(attempts=attempts, rng=FixedJitter(jitter), clock=clock)
+    return OpenSearchVectorIndex(lambda: client, retry=policy, sleep=clock.sleep)  # type: ignore[arg-type,return-value]
 
 
 def docs(*ids: str) -> list[VectorDocument]:
@@ -51,7 +67,7 @@ def ok(op: str = "index") -> dict[str, Any]:
 def test_rejected_items_become_failures_with_the_opensearch_reason() -> None:
     bad = {"index": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "failed to parse"}}}
     client = ScriptedClient({"items": [ok(), bad]})
-    failures = index_with(client).upsert(SPEC, docs("a", "b"), "t")
+    failures = index_with(client).upsert(SPEC, docs("a", "b"), "t", LATER)
     assert [(f.object_id, f.detail) for f in failures] == [
         ("b", "OpenSearch rejected the item: mapper_parsing_exception: failed to parse")
     ]
@@ -60,7 +76,7 @@ def test_rejected_items_become_failures_with_the_opensearch_reason() -> None:
 def test_items_rejected_with_429_are_retried_alone() -> None:
     busy = {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}}
     client = ScriptedClient({"items": [ok(), busy]}, {"items": [ok()]})
-    assert index_with(client).upsert(SPEC, docs("a", "b"), "t") == []
+    assert index_with(client).upsert(SPEC, docs("a", "b"), "t", LATER) == []
     assert [line["index"]["_id"] for line in client.bodies[1] if "index" in line] == ["b"]
 
 
@@ -70,7 +86,7 @@ def test_transient_request_errors_are_retried_then_become_item_failures() -> Non
         OpenSearchConnectionError("N/A", "refused"),
         TransportError(502, "bad gateway"),
     )
-    failures = index_with(client).upsert(SPEC, docs("a"), "t")
+    failures = index_with(client).upsert(SPEC, docs("a"), "t", LATER)
     assert len(client.bodies) == 3
     (failure,) = failures
     assert failure.object_id == "a"
@@ -80,10 +96,37 @@ def test_transient_request_errors_are_retried_then_become_item_failures() -> Non
 def test_a_deleted_id_that_is_not_there_is_reported_but_not_an_error() -> None:
     missing = {"delete": {"status": 404, "result": "not_found"}}
     client = ScriptedClient({"items": [ok("delete"), missing]})
-    failures = index_with(client).delete(SPEC, ["a", "b"])
+    failures = index_with(client).delete(SPEC, ["a", "b"], LATER)
     assert [(f.object_id, f.detail, f.counts_as_error) for f in failures] == [("b", NOT_FOUND_DETAIL, False)]
 
 
 def test_retry_delays_are_bounded_full_jitter() -> None:
-    policy = RetryPolicy(attempts=10, base_delay=0.5, max_delay=2.0)
+    policy = RetryPolicy(attempts=10, base_delay=0.5, max_delay=2.0, rng=random.Random(1))
     assert all(0 <= policy.delay(n) <= min(2.0, 0.5 * 2**n) for n in range(10) for _ in range(20))
+
+
+def test_the_client_leaves_retries_to_the_index() -> None:
+    client = make_client("http://127.0.0.1:9", "none", "us-east-1")
+    assert client.transport.max_retries == 0
+    assert client.transport.retry_on_timeout is False
+
+
+def test_no_request_outlasts_the_deadline() -> None:
+    clock = FakeClock()
+    client = ScriptedClient({"items": [ok()]})
+    index_with(client, clock=clock).upsert(SPEC, docs("a"), "t", NOW + 4.0)
+    assert client.timeouts == [4.0]
+    client = ScriptedClient({"items": [ok()]})
+    index_with(client, clock=clock).upsert(SPEC, docs("a"), "t", LATER)
+    assert client.timeouts == [REQUEST_TIMEOUT_SECONDS]
+
+
+def test_a_chunk_out_of_time_is_handed_back_not_failed() -> None:
+    clock = FakeClock()
+    client = ScriptedClient(TransportError(503, "unavailable"), TransportError(503, "unavailable"))
+    with pytest.raises(OutOfTime):
+        # 0.7 s: enough for one request, not for a pause of 0.4 s and another.
+        index_with(client, attempts=10, clock=clock, jitter=1.0).upsert(SPEC, docs("a"), "t", NOW + 0.7)
+    assert len(client.bodies) == 1
+    with pytest.raises(OutOfTime):
+        index_with(ScriptedClient(), clock=clock).upsert(SPEC, docs("a"), "t", clock.now + 0.1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -16,10 +16,17 @@ class RetryPolicy:
     attempts: int = 4
     base_delay: float = 0.2
     max_delay: float = 5.0
+    # The jitter's random source and the clock deadlines are read from: injected by tests so
+    # that no outcome depends on real randomness or on how fast the machine is.
+    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     def delay(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(max, base * 2**attempt)]."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        return self.rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+    def time_left(self, deadline: float) -> float:
+        return deadline - self.clock()
 
 
 class RetriesExhausted(Exception):
@@ -31,6 +38,11 @@ class RetriesExhausted(Exception):
         self.attempts = attempts
 
 
+class OutOfTime(Exception):
+    """The invocation's deadline came before the work was done. Nothing is decided about the
+    items: the chunk's message is reported as failed and comes back from the queue."""
+
+
 def call_with_retries(
     call: Callable[[], T],
     is_transient: Callable[[BaseException], bool],
@@ -39,7 +51,7 @@ def call_with_retries(
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """`call()`, retried while it raises transient errors, at most `policy.attempts` times and
-    never sleeping past `deadline` (time.monotonic()); then RetriesExhausted."""
+    never sleeping past `deadline` (on `policy.clock`); then RetriesExhausted."""
     attempt = 0
     while True:
         try:
@@ -49,7 +61,7 @@ def call_with_retries(
                 raise
             attempt += 1
             pause = policy.delay(attempt)
-            out_of_time = deadline is not None and time.monotonic() + pause >= deadline
+            out_of_time = deadline is not None and policy.time_left(deadline) <= pause
             if attempt >= policy.attempts or out_of_time:
                 raise RetriesExhausted(exc, attempt) from exc
             sleep(pause)

@@ -3,6 +3,8 @@
 Per-item results of `_bulk` are classified here: an item OpenSearch rejects becomes an
 ItemFailure with OpenSearch's own reason; items rejected for back-pressure (429) and whole
 requests that fail transiently (429, 5xx, connection errors) are retried with backoff first.
+Retries happen here only (the client's own are off), and no request or pause outlasts the
+worker's deadline: running out of time hands the whole chunk back to the queue (OutOfTime).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import RequestError, TransportError
 from opensearchpy.helpers.signer import RequestsAWSV4SignerAuth
 
-from vector_tasks.adapters.retry import RetryPolicy
+from vector_tasks.adapters.retry import OutOfTime, RetryPolicy
 from vector_tasks.domain.model import ItemFailure
 from vector_tasks.embedding.registry import EmbeddingModelSpec
 from vector_tasks.embedding.vectorize import VectorDocument
@@ -27,10 +29,17 @@ from vector_tasks.embedding.vectorize import VectorDocument
 NOT_FOUND_DETAIL = "Object not found in index"
 VECTOR_FIELD = "embedding"
 _TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The longest one OpenSearch request may take, and the least time worth starting one with.
+REQUEST_TIMEOUT_SECONDS = 30.0
+_MIN_REQUEST_SECONDS = 0.5
 
 
-def make_client(endpoint: str, auth: str, region: str, timeout: float = 30.0) -> OpenSearch:
-    """An OpenSearch client for `endpoint`; auth "sigv4" signs requests for an AWS domain."""
+def make_client(endpoint: str, auth: str, region: str) -> OpenSearch:
+    """An OpenSearch client for `endpoint`; auth "sigv4" signs requests for an AWS domain.
+
+    `max_retries=0`: OpenSearchVectorIndex retries within the worker's deadline; the client's
+    own retries of 502/503/504 would multiply those attempts and ignore the deadline.
+    """
     http_auth = None
     if auth == "sigv4":
         http_auth = RequestsAWSV4SignerAuth(boto3.Session().get_credentials(), region, "es")
@@ -38,7 +47,9 @@ def make_client(endpoint: str, auth: str, region: str, timeout: float = 30.0) ->
         hosts=[endpoint],
         http_auth=http_auth,
         connection_class=RequestsHttpConnection,
-        timeout=timeout,
+        timeout=REQUEST_TIMEOUT_SECONDS,
+        max_retries=0,
+        retry_on_timeout=False,
         http_compress=True,
     )
 
@@ -95,29 +106,40 @@ class OpenSearchVectorIndex:
             self._client_instance = self._client_factory()
         return self._client_instance
 
-    def index_exists(self, spec: EmbeddingModelSpec) -> bool:
+    def _request_timeout(self, deadline: float) -> float:
+        """Seconds the next request may take; OutOfTime when too little is left to start one."""
+        left = self._retry.time_left(deadline)
+        if left < _MIN_REQUEST_SECONDS:
+            raise OutOfTime(f"{left:.1f} s left before the deadline; the chunk goes back to the queue")
+        return min(REQUEST_TIMEOUT_SECONDS, left)
+
+    def index_exists(self, spec: EmbeddingModelSpec, deadline: float) -> bool:
         if spec.index_name in self._known_indexes:
             return True
-        if self._client.indices.exists(index=spec.index_name):
+        if self._client.indices.exists(index=spec.index_name, request_timeout=self._request_timeout(deadline)):
             self._known_indexes.add(spec.index_name)
             return True
         return False
 
-    def ensure_index(self, spec: EmbeddingModelSpec) -> None:
-        if self.index_exists(spec):
+    def ensure_index(self, spec: EmbeddingModelSpec, deadline: float) -> None:
+        if self.index_exists(spec, deadline):
             return
         try:
-            self._client.indices.create(index=spec.index_name, body=index_body(spec))
+            self._client.indices.create(
+                index=spec.index_name, body=index_body(spec), request_timeout=self._request_timeout(deadline)
+            )
         except RequestError as exc:
             # Another worker created it between our check and our create.
             if exc.error != "resource_already_exists_exception":
                 raise
         self._known_indexes.add(spec.index_name)
 
-    def upsert(self, spec: EmbeddingModelSpec, documents: list[VectorDocument], task_id: str) -> list[ItemFailure]:
+    def upsert(
+        self, spec: EmbeddingModelSpec, documents: list[VectorDocument], task_id: str, deadline: float
+    ) -> list[ItemFailure]:
         if not documents:
             return []
-        self.ensure_index(spec)
+        self.ensure_index(spec, deadline)
         now = datetime.now(UTC).isoformat()
         operations: dict[str, list[dict[str, Any]]] = {}
         for doc in documents:
@@ -128,28 +150,35 @@ class OpenSearchVectorIndex:
             if doc.item_info is not None:
                 source["item_info"] = doc.item_info
             operations[doc.object_id] = [{"index": {"_index": spec.index_name, "_id": doc.object_id}}, source]
-        return self._bulk(operations, on_not_found=None)
+        return self._bulk(operations, on_not_found=None, deadline=deadline)
 
-    def delete(self, spec: EmbeddingModelSpec, object_ids: list[str]) -> list[ItemFailure]:
+    def delete(self, spec: EmbeddingModelSpec, object_ids: list[str], deadline: float) -> list[ItemFailure]:
         if not object_ids:
             return []
-        if not self.index_exists(spec):
+        if not self.index_exists(spec, deadline):
             # Never let a delete auto-create an index without the k-NN mapping.
             return [ItemFailure(oid, NOT_FOUND_DETAIL, counts_as_error=False) for oid in object_ids]
         operations = {oid: [{"delete": {"_index": spec.index_name, "_id": oid}}] for oid in object_ids}
-        return self._bulk(operations, on_not_found=NOT_FOUND_DETAIL)
+        return self._bulk(operations, on_not_found=NOT_FOUND_DETAIL, deadline=deadline)
 
-    def _bulk(self, operations: dict[str, list[dict[str, Any]]], on_not_found: str | None) -> list[ItemFailure]:
+    def _bulk(
+        self, operations: dict[str, list[dict[str, Any]]], on_not_found: str | None, deadline: float
+    ) -> list[ItemFailure]:
         """Run the operations (keyed by object id); return the items that did not succeed."""
         failures: list[ItemFailure] = []
         pending = operations
         last_error = ""
         for attempt in range(self._retry.attempts):
             if attempt:
-                self._sleep(self._retry.delay(attempt))
+                pause = self._retry.delay(attempt)
+                if self._retry.time_left(deadline) <= pause + _MIN_REQUEST_SECONDS:
+                    raise OutOfTime(
+                        f"no time left to retry OpenSearch ({last_error}); the chunk goes back to the queue"
+                    )
+                self._sleep(pause)
             body = [line for lines in pending.values() for line in lines]
             try:
-                response = self._client.bulk(body=body)
+                response = self._client.bulk(body=body, request_timeout=self._request_timeout(deadline))
             except (OpenSearchConnectionError, TransportError) as exc:
                 status = exc.status_code if isinstance(exc.status_code, int) else None
                 if isinstance(exc, OpenSearchConnectionError) or status in _TRANSIENT_STATUSES:

@@ -34,21 +34,27 @@ def chunk_consumer(
             ref = ChunkMessage.model_validate_json(record.body).ref()
         except ValidationError:
             if not drop_malformed:
+                logger.error("A message that is not a chunk message failed", extra={"body": record.body[:2000]})
                 raise
             logger.error("Dropping a message that is not a chunk message", extra={"body": record.body[:2000]})
             return "malformed"
-        delivery = handle(ref, record, lambda_context)
-        logger.info(
-            "Chunk delivery handled",
-            extra={
-                "task_id": ref.task_id,
-                "kind": ref.kind.value,
-                "attempt": ref.attempt,
-                "chunk": ref.chunk,
-                "delivery": delivery,
-            },
-        )
-        return delivery
+        # Every line logged while this record is handled names its chunk.
+        chunk_keys = {"task_id": ref.task_id, "kind": ref.kind.value, "attempt": ref.attempt, "chunk": ref.chunk}
+        logger.append_keys(**chunk_keys, message_id=record.message_id)
+        try:
+            delivery = handle(ref, record, lambda_context)
+            logger.info("Chunk delivery handled", extra={"delivery": delivery})
+            return delivery
+        except Exception:
+            # Reported in batchItemFailures: SQS delivers the record again (the DLQ after the
+            # redrive policy's receive count), and this line is the error the DLQ detail cites.
+            logger.exception(
+                "Chunk delivery failed; the message will be delivered again",
+                extra={"receives": record.attributes.approximate_receive_count},
+            )
+            raise
+        finally:
+            logger.remove_keys([*chunk_keys, "message_id"])
 
     @logger.inject_lambda_context
     @tracer.capture_lambda_handler
