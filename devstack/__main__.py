@@ -12,6 +12,9 @@ from pathlib import Path
 
 from devstack.stack import LocalStack, StackConfig
 
+# How long Ctrl-C waits for invocations under way; the state is in memory and goes anyway.
+STOP_GRACE_SECONDS = 2.0
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -44,13 +47,17 @@ def main() -> int:
             retry_after=args.retry_after,
             server_log=server_log,
         )
-        with LocalStack(config) as stack:
-            print(f"API:        {stack.api_url}", flush=True)
-            print(f"OpenSearch: {stack.opensearch_url}", flush=True)
-            print(f"AWS (moto): {stack.aws_endpoint_url}", flush=True)
-            print("Local stack ready; Ctrl-C stops it.", flush=True)
-            stopping.wait()
-            print("Stopping the local stack.", file=sys.stderr, flush=True)
+        stack = LocalStack(config).start()
+        print(f"API:        {stack.api_url}", flush=True)
+        print(f"OpenSearch: {stack.opensearch_url}", flush=True)
+        print(f"AWS (moto): {stack.aws_endpoint_url}", flush=True)
+        print("Local stack ready; Ctrl-C stops it.", flush=True)
+        stopping.wait()
+        print("Stopping the local stack.", file=sys.stderr, flush=True)
+        # Invocations cut short by the stop would log the servers' disappearance: nobody is
+        # left to read it, and the one line above says what happened.
+        logging.disable(logging.CRITICAL)
+        stack.stop(grace=STOP_GRACE_SECONDS)
     return 0
 
 

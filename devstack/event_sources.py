@@ -49,9 +49,17 @@ class SqsPoller:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """No new batch is taken; one under way goes on until `join` gives up on it."""
         self._stop.set()
-        self._thread.join(timeout=10)
+
+    def join(self, timeout: float) -> None:
+        if self.running:
+            self._thread.join(timeout)
+
+    def stop(self) -> None:
+        self.request_stop()
+        self.join(timeout=10)
 
     def _run(self) -> None:
         while not self._stop.is_set():

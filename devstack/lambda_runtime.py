@@ -1,12 +1,17 @@
 """Running a template function's handler in this process, one invocation at a time.
 
 One lock per function stands in for one warm container: Powertools resolvers and batch
-processors keep per-invocation state on module-level objects, as Lambda allows.
+processors keep per-invocation state on module-level objects, as Lambda allows. Lambda's own
+limits hold: an event or a response over 6 MB is refused, and an invocation that outlasts its
+timeout is abandoned (the container stays busy until the handler returns, as a timed-out
+container is not reused before it is reset).
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib
+import json
 import threading
 import time
 import uuid
@@ -14,6 +19,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from devstack.template import FunctionSpec
+
+# Lambda's limit for a synchronous invocation's request and response payloads.
+PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
+
+
+class InvocationError(Exception):
+    """The invocation failed in the Lambda service, not in the handler."""
+
+
+class EventTooLarge(InvocationError):
+    pass
+
+
+class ResponseTooLarge(InvocationError):
+    pass
+
+
+class FunctionTimedOut(InvocationError):
+    pass
 
 
 @dataclass
@@ -31,6 +55,10 @@ class LambdaContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
+def payload_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
 class LocalFunction:
     def __init__(self, spec: FunctionSpec, region: str, account: str) -> None:
         self.spec = spec
@@ -44,14 +72,50 @@ class LocalFunction:
             self._handler = getattr(importlib.import_module(module_name), attribute)
         return self._handler
 
-    def invoke(self, event: dict[str, Any]) -> Any:
-        with self._lock:
-            handler = self._load()
-            context = LambdaContext(
-                function_name=self.spec.logical_id,
-                memory_limit_in_mb=self.spec.memory_size,
-                invoked_function_arn=self._arn,
-                aws_request_id=str(uuid.uuid4()),
-                deadline=time.monotonic() + self.spec.timeout,
+    def invoke(self, event: dict[str, Any], timeout: float | None = None) -> Any:
+        """The handler's answer to `event`; InvocationError where Lambda would refuse or cut it.
+
+        `timeout` (seconds) defaults to the function's Timeout; API Gateway passes its own.
+        """
+        size = payload_size(event)
+        if size > PAYLOAD_LIMIT_BYTES:
+            raise EventTooLarge(
+                f"{self.spec.logical_id}: the event is {size} bytes; the limit is {PAYLOAD_LIMIT_BYTES}"
             )
-            return handler(event, context)
+        limit = self.spec.timeout if timeout is None else min(timeout, self.spec.timeout)
+        outcome: dict[str, Any] = {}
+        self._lock.acquire()
+        context = LambdaContext(
+            function_name=self.spec.logical_id,
+            memory_limit_in_mb=self.spec.memory_size,
+            invoked_function_arn=self._arn,
+            aws_request_id=str(uuid.uuid4()),
+            deadline=time.monotonic() + limit,
+        )
+
+        def run() -> None:
+            try:
+                outcome["result"] = self._load()(event, context)
+            except BaseException as exc:  # handed to the caller, as Lambda reports a function error
+                outcome["error"] = exc
+            finally:
+                self._lock.release()  # only when the handler is done, even after a timeout
+
+        # The caller's context (e.g. which function is calling) goes with the invocation.
+        runner = threading.Thread(
+            target=contextvars.copy_context().run, args=(run,), name=f"invoke-{self.spec.logical_id}", daemon=True
+        )
+        runner.start()
+        runner.join(limit)
+        if runner.is_alive():
+            raise FunctionTimedOut(f"{self.spec.logical_id}: Task timed out after {limit:.2f} seconds")
+        if "error" in outcome:
+            raise outcome["error"]
+        result = outcome.get("result")
+        size = payload_size(result)
+        if size > PAYLOAD_LIMIT_BYTES:
+            raise ResponseTooLarge(
+                f"{self.spec.logical_id}: Response payload size ({size} bytes) exceeded maximum allowed payload "
+                f"size ({PAYLOAD_LIMIT_BYTES} bytes)"
+            )
+        return result

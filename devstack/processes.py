@@ -34,14 +34,18 @@ class ChildServer:
     def __init__(self, name: str, args: list[str], ready_url: str, env: dict[str, str], log: IO[bytes] | None) -> None:
         self.name = name
         # stdin stays open: osmem-server exits when it closes, so it cannot outlive the stack.
-        self.process = subprocess.Popen(args, env=env, cwd=REPO, stdin=subprocess.PIPE, stdout=log, stderr=log)
+        # A session of its own: Ctrl-C in the terminal reaches the stack alone, which stops the
+        # servers after the work that uses them (not under it, with pages of tracebacks).
+        self.process = subprocess.Popen(
+            args, env=env, cwd=REPO, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True
+        )
         _wait_http(ready_url, 60, self.process)
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

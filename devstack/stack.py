@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -103,10 +104,13 @@ class LocalStack:
             for poller in self.pollers:
                 poller.start()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop taking work, give invocations under way up to `grace` seconds, stop the servers."""
         for poller in self.pollers:
-            if poller.running:
-                poller.stop()
+            poller.request_stop()
+        give_up_at = time.monotonic() + grace
+        for poller in self.pollers:
+            poller.join(max(0.0, give_up_at - time.monotonic()))
         self.pollers.clear()
         if self.gateway is not None:
             self.gateway.stop()

@@ -31,6 +31,10 @@ class RunningStack:
     api: HttpClient
     opensearch: HttpClient
 
+    @classmethod
+    def at(cls, api_url: str, opensearch_url: str) -> RunningStack:
+        return cls(HttpClient(api_url), HttpClient(opensearch_url))
+
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
@@ -62,7 +66,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         assert urls["OpenSearch"].strip() == f"http://127.0.0.1:{ports['OPENSEARCH_PORT']}"
         # Keep draining stdout (handler logs) so the stack never blocks on a full pipe.
         drain = subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
-        yield RunningStack(HttpClient(urls["API"].strip()), HttpClient(urls["OpenSearch"].strip()))
+        yield RunningStack.at(urls["API"].strip(), urls["OpenSearch"].strip())
     finally:
         process.terminate()
         try:

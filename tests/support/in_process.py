@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 
-from devstack.api_gateway import proxy_event
+from devstack.api_gateway import integrate, proxy_event
 from devstack.event_sources import SqsPoller
 from devstack.lambda_runtime import LocalFunction
 from devstack.resources import create_resources
@@ -67,8 +67,8 @@ class InProcessStack:
         """What API Gateway would do with the request: route it, invoke the function, decode."""
         text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
         event = proxy_event(method, path, query, {"Content-Type": "application/json"}, text, "dev")
-        result = self.routes[(method, path)].invoke(event)
-        return int(result["statusCode"]), json.loads(result["body"])
+        status, _, answer = integrate(self.routes[(method, path)], event)
+        return status, json.loads(answer)
 
     def run_upsertion(self, model: str, task_id: str, texts: list[str]) -> dict[str, Any]:
         """Create an upsertion task of one item per text, deliver everything, return the task."""
