@@ -13,8 +13,11 @@ PYTEST_ARGS ?=
 # The optional MiniLM extra needs the CPU torch wheel on this machine's disk, which is for 3.11.
 PYTHON311 ?= $(shell (pyenv prefix 3.11 >/dev/null 2>&1 && echo "$$(pyenv prefix 3.11)/bin/python3.11") || command -v python3.11)
 MINILM := .venv-minilm
+LOCALSTACK := .venv-localstack
+# Written by `make run` at start: each function's environment pointing at that stack.
+SAM_ENV_FILE ?= .devstack/sam-env.json
 
-.PHONY: help setup tools minilm run run-minilm benchmark-minilm test test-fast lint format validate build deploy openapi clean
+.PHONY: help setup tools minilm run run-minilm benchmark-minilm test test-fast test-localstack test-aws lint format validate build invoke deploy openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +34,11 @@ node_modules/.installed: package.json package-lock.json
 $(TOOLS)/.installed: requirements-tools.txt
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	touch $@
+
+$(LOCALSTACK)/.installed: requirements-localstack.txt
+	$(PYTHON) -m venv $(LOCALSTACK)
+	$(LOCALSTACK)/bin/pip install --quiet --disable-pip-version-check -r requirements-localstack.txt
 	touch $@
 
 $(MINILM)/.installed: requirements-dev.txt layers/dependencies/requirements.txt requirements-minilm.txt
@@ -61,6 +69,12 @@ test: setup tools node_modules/.installed ## Run every test tier that can run he
 test-fast: setup ## Unit and integration tiers only
 	$(BIN)/pytest tests/unit tests/integration $(PYTEST_ARGS)
 
+test-localstack: setup tools $(LOCALSTACK)/.installed ## The portable e2e suite on LocalStack: starts it (needs Docker), deploys, tests
+	VECTOR_TASKS_LOCALSTACK=1 $(SAM_ENV) $(BIN)/pytest tests/localstack $(PYTEST_ARGS)
+
+test-aws: setup ## The portable e2e suite against a deployed stack (STACK, default vector-ingestion-dev), SigV4-signed
+	VECTOR_TASKS_AWS_STACK=$(or $(STACK),vector-ingestion-dev) $(BIN)/pytest tests/aws $(PYTEST_ARGS)
+
 lint: setup ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -77,6 +91,12 @@ validate: tools ## cfn-lint and sam validate --lint on template.yaml
 build: validate ## sam build (needs python3.12, found as above)
 	$(SAM_ENV) $(TOOLS)/bin/sam build --template template.yaml
 
+invoke: build ## sam local invoke FUNCTION with EVENT against the stack `make run` serves (needs Docker)
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=TaskSubmitFunction EVENT=events/submit_upsertion_task.json" >&2; exit 2; }
+	@test -f "$(SAM_ENV_FILE)" || { echo "$(SAM_ENV_FILE) not found: start the local stack first (make run)" >&2; exit 2; }
+	@docker info >/dev/null 2>&1 || { echo "sam local invoke runs the function in a container: no Docker engine answers" >&2; exit 2; }
+	$(SAM_ENV) $(TOOLS)/bin/sam local invoke $(FUNCTION) --event $(EVENT) --env-vars $(SAM_ENV_FILE) --docker-network host
+
 deploy: build ## sam deploy to the environment in samconfig.toml (ENV=dev by default; needs AWS credentials)
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam deploy --config-env $(or $(ENV),dev)
 
@@ -84,4 +104,4 @@ openapi: setup ## Regenerate openapi.json from the code
 	PYTHONPATH=functions $(BIN)/python -m vector_tasks.handlers.openapi > openapi.json
 
 clean: ## Remove virtualenvs and build output
-	rm -rf $(VENV) $(TOOLS) $(MINILM) .aws-sam .devstack node_modules
+	rm -rf $(VENV) $(TOOLS) $(MINILM) $(LOCALSTACK) .aws-sam .devstack node_modules

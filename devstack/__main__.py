@@ -30,6 +30,12 @@ def main() -> int:
         help="seconds before a failed SQS record is redelivered (default: the queue's visibility timeout)",
     )
     parser.add_argument("--server-log", type=Path, default=Path(".devstack/servers.log"), help="moto and osmem output")
+    parser.add_argument(
+        "--sam-env-file",
+        type=Path,
+        default=Path(".devstack/sam-env.json"),
+        help="written at start: `sam local invoke --env-vars` pointing each function at this stack (make invoke)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for chatty in ("botocore", "boto3", "urllib3", "opensearch"):
@@ -46,6 +52,7 @@ def main() -> int:
             moto_port=args.moto_port,
             retry_after=args.retry_after,
             server_log=server_log,
+            sam_env_file=args.sam_env_file,
         )
         stack = LocalStack(config).start()
         print(f"API:        {stack.api_url}", flush=True)

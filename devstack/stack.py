@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -31,6 +32,7 @@ class StackConfig:
     retry_after: int | None = None  # see SqsPoller
     start_pollers: bool = True  # False: tests that deliver queue messages themselves
     server_log: IO[bytes] | None = None
+    sam_env_file: Path | None = None  # where to write `sam local invoke --env-vars` for this stack
 
 
 class LocalStack:
@@ -66,6 +68,17 @@ class LocalStack:
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
 
+    def sam_local_environment(self) -> dict[str, dict[str, str]]:
+        """Per function, what `sam local invoke --env-vars` needs to run it against this stack:
+        its template variables resolved to the local resources, plus the endpoints and dummy
+        credentials. The container must share the host's network (`--docker-network host`),
+        since the servers listen on loopback only."""
+        assert self.template is not None
+        return {
+            spec.logical_id: {**self.template.function_environment(spec), **self._environment()}
+            for spec in self.template.functions()
+        }
+
     def start(self) -> LocalStack:
         try:
             self._start()
@@ -87,6 +100,9 @@ class LocalStack:
         )
         create_resources(template, session)
         self.template = template
+        if c.sam_env_file is not None:
+            c.sam_env_file.parent.mkdir(parents=True, exist_ok=True)
+            c.sam_env_file.write_text(json.dumps(self.sam_local_environment(), indent=2) + "\n")
         functions = [LocalFunction(spec, LOCAL_REGION, LOCAL_ACCOUNT) for spec in template.functions()]
         os.environ.update(template.shared_environment())
         if str(FUNCTIONS_DIR) not in sys.path:

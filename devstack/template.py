@@ -152,13 +152,16 @@ class Template:
                 out += str(self.resolve({"Ref": name}))
         return out + rest
 
+    def function_environment(self, spec: FunctionSpec) -> dict[str, str]:
+        """A function's variables, resolved against the created resources."""
+        return {key: str(self.resolve(raw)) for key, raw in spec.environment.items()}
+
     def shared_environment(self) -> dict[str, str]:
         """The union of every function's variables; they must agree, as the local stack runs all
         functions in one process (the template declares them in Globals)."""
         merged: dict[str, str] = {}
         for spec in self.functions():
-            for key, raw in spec.environment.items():
-                value = str(self.resolve(raw))
+            for key, value in self.function_environment(spec).items():
                 if merged.setdefault(key, value) != value:
                     raise ValueError(f"functions disagree on {key}; the local stack runs them in one process")
         return merged

@@ -30,19 +30,27 @@ def _free_port() -> int:
 class RunningStack:
     api: HttpClient
     opensearch: HttpClient
+    # Tags the task ids of one run on a stack that outlives it (LocalStack, AWS), where the same
+    # task_id from an earlier run would be a replay instead of a new task.
+    run_tag: str = ""
+    sam_env_file: Path | None = None
 
     @classmethod
     def at(cls, api_url: str, opensearch_url: str) -> RunningStack:
         return cls(HttpClient(api_url), HttpClient(opensearch_url))
 
+    def task_id(self, name: str) -> str:
+        return f"{name}-{self.run_tag}" if self.run_tag else name
+
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     ports = {"PORT": _free_port(), "OPENSEARCH_PORT": _free_port(), "MOTO_PORT": _free_port()}
-    log = tmp_path_factory.mktemp("devstack") / "servers.log"
+    workdir = tmp_path_factory.mktemp("devstack")
+    log, sam_env = workdir / "servers.log", workdir / "sam-env.json"
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "RETRY_AFTER": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--server-log", str(log)],
+        [sys.executable, "-m", "devstack", "--server-log", str(log), "--sam-env-file", str(sam_env)],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -66,7 +74,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         assert urls["OpenSearch"].strip() == f"http://127.0.0.1:{ports['OPENSEARCH_PORT']}"
         # Keep draining stdout (handler logs) so the stack never blocks on a full pipe.
         drain = subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
-        yield RunningStack.at(urls["API"].strip(), urls["OpenSearch"].strip())
+        running = RunningStack.at(urls["API"].strip(), urls["OpenSearch"].strip())
+        running.sam_env_file = sam_env
+        yield running
     finally:
         process.terminate()
         try:

@@ -2,40 +2,32 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.parse
+from typing import Any
 
 from tests.e2e.conftest import REPO, RunningStack, _free_port
 
 
-def raw_post(stack: RunningStack, path: str, body: bytes) -> tuple[int, dict[str, object]]:
-    url = urllib.parse.urlsplit(stack.api.base_url)
-    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=60)
-    try:
-        connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-        response = connection.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        connection.close()
+def raw_post(stack: RunningStack, path: str, body: bytes) -> tuple[int, Any]:
+    return stack.api.call_raw("POST", path, body, {"Content-Type": "application/json"})
 
 
 def test_a_body_that_is_not_utf8_is_a_client_error(local_stack: RunningStack) -> None:
     status, body = raw_post(local_stack, "/internal/upsertion-tasks/run", b"\xff\xfe{")
     assert status == 400
-    assert body["error"]["code"] == "invalid_json"  # type: ignore[index]
+    assert body["error"]["code"] == "invalid_json"
     status, body = raw_post(
         local_stack,
         "/internal/deletion-tasks/run",
         b'{"embedding_model_id": "\xffmodel", "object_ids": ["a"]}',
     )
     assert status == 422
-    assert body["error"]["code"] == "unknown_embedding_model"  # type: ignore[index]
+    assert body["error"]["code"] == "unknown_embedding_model"
 
 
 def test_ctrl_c_stops_a_busy_stack_quickly_with_one_line() -> None:

@@ -21,7 +21,8 @@ def test_ten_thousand_items_reach_done_with_every_item_indexed(local_stack: Runn
         }
         for i in range(10_000)
     ]
-    body = {"embedding_model_id": MODEL, "task_id": "scale-10k", "items": items}
+    task_id = local_stack.task_id("scale-10k")
+    body = {"embedding_model_id": MODEL, "task_id": task_id, "items": items}
     size = len(json.dumps(body).encode())
     assert 5_500_000 < size < 6 * 1024 * 1024, size
 
@@ -31,7 +32,7 @@ def test_ten_thousand_items_reach_done_with_every_item_indexed(local_stack: Runn
     assert status == 202, task
 
     def done() -> dict[str, object] | None:
-        current = local_stack.api.get("/internal/upsertion-tasks/info?task_id=scale-10k")
+        current = local_stack.api.get(f"/internal/upsertion-tasks/info?task_id={task_id}")
         return current if current["status"] != "pending" and current["status"] != "running" else None
 
     final = wait_for(done, timeout=900, interval=1)
@@ -39,7 +40,7 @@ def test_ten_thousand_items_reach_done_with_every_item_indexed(local_stack: Runn
     assert final["status"] == "done"
     assert final["progress"] == {"total": 10_000, "succeeded": 10_000, "failed": 0, "pending": 0}
     local_stack.opensearch.call("POST", f"/vectors-{MODEL}/_refresh")
-    count = local_stack.opensearch.get(f"/vectors-{MODEL}/_count?q=task_id:scale-10k")["count"]
+    count = local_stack.opensearch.get(f"/vectors-{MODEL}/_count?q=task_id:{task_id}")["count"]
     assert count == 10_000
     print(
         f"\n[scale] 10,000 items, {size / 1e6:.2f} MB: accepted in {accepted:.2f} s, "

@@ -29,18 +29,19 @@ def indexed_ids(stack: RunningStack, ids: list[str]) -> set[str]:
 
 
 def test_upsert_then_delete_half_plus_unknown_ids_leaves_exactly_the_rest(local_stack: RunningStack) -> None:
+    upsert_id, delete_id = local_stack.task_id("walk-upsert"), local_stack.task_id("walk-delete")
     ids = [f"walk-{i}" for i in range(300)]
     status, task = local_stack.api.call(
         "POST",
         "/internal/upsertion-tasks/run",
         {
             "embedding_model_id": MODEL,
-            "task_id": "walk-upsert",
+            "task_id": upsert_id,
             "items": [{"object_id": i, "payload": {"text": f"walkthrough document {i}"}} for i in ids],
         },
     )
     assert status == 202, task
-    done = finished(local_stack, "upsertion", "walk-upsert")
+    done = finished(local_stack, "upsertion", upsert_id)
     assert done["status"] == "done"
     assert done["progress"] == {"total": 300, "succeeded": 300, "failed": 0, "pending": 0}
     assert indexed_ids(local_stack, ids) == set(ids)
@@ -49,10 +50,10 @@ def test_upsert_then_delete_half_plus_unknown_ids_leaves_exactly_the_rest(local_
     status, task = local_stack.api.call(
         "POST",
         "/internal/deletion-tasks/run",
-        {"embedding_model_id": MODEL, "task_id": "walk-delete", "object_ids": ids[::2] + never},
+        {"embedding_model_id": MODEL, "task_id": delete_id, "object_ids": ids[::2] + never},
     )
     assert status == 202, task
-    deleted = finished(local_stack, "deletion", "walk-delete")
+    deleted = finished(local_stack, "deletion", delete_id)
     assert deleted["status"] == "done"
     assert deleted["progress"] == {"total": 155, "succeeded": 150, "failed": 5, "pending": 0}
     assert sorted(deleted["failed_item_ids"], key=lambda f: f["object_id"]) == [
@@ -61,7 +62,7 @@ def test_upsert_then_delete_half_plus_unknown_ids_leaves_exactly_the_rest(local_
     assert indexed_ids(local_stack, ids + never) == set(ids[1::2])
 
     listed = local_stack.api.get("/internal/deletion-tasks/list?status=done")
-    assert "walk-delete" in [t["id"] for t in listed["tasks"]]
+    assert delete_id in [t["id"] for t in listed["tasks"]]
 
 
 def test_a_route_that_is_not_declared_answers_as_api_gateway_does(local_stack: RunningStack) -> None:

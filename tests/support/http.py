@@ -1,4 +1,5 @@
-"""A small JSON-over-HTTP client for the end-to-end tiers (stdlib only, like a curl user)."""
+"""A small JSON-over-HTTP client for the end-to-end tiers (stdlib only, like a curl user), which
+signs its requests with SigV4 when it talks to a stack on AWS."""
 
 from __future__ import annotations
 
@@ -9,16 +10,43 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+
+class SigV4Signer:
+    """Signs a request as `aws --region REGION` would for `service` (execute-api, es)."""
+
+    def __init__(self, credentials: Credentials, region: str, service: str) -> None:
+        self._auth = SigV4Auth(credentials, service, region)
+
+    def __call__(self, method: str, url: str, headers: dict[str, str], data: bytes | None) -> dict[str, str]:
+        request = AWSRequest(method=method, url=url, data=data or b"", headers=headers)
+        self._auth.add_auth(request)
+        return dict(request.headers.items())
+
+
+Signer = Callable[[str, str, dict[str, str], bytes | None], dict[str, str]]
+
 
 class HttpClient:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, sign: Signer | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self._sign = sign
 
     def call(self, method: str, path: str, body: Any = None, timeout: float = 120) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        return self.call_raw(method, path, data, {"Content-Type": "application/json"}, timeout)
+
+    def call_raw(
+        self, method: str, path: str, data: bytes | None, headers: dict[str, str], timeout: float = 120
+    ) -> tuple[int, Any]:
+        """Send `data` exactly as given; the answer's JSON body (None when empty)."""
+        url = self.base_url + path
+        if self._sign is not None:
+            headers = self._sign(method, url, headers, data)
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, json.loads(response.read() or b"null")
