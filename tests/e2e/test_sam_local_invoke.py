@@ -4,12 +4,12 @@ stack, with the events in events/ in the order the README shows. Needs a Docker 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
 
 from tests.e2e.conftest import REPO, RunningStack
+from tests.support.docker import docker_engine_answers
 
 # Each event, the function it drives, and what the function answers, in an order that works on
 # a fresh stack: the worker's and the readers' events name the task the first event creates.
@@ -24,12 +24,9 @@ SEQUENCE = [
 ]
 
 
-def _docker_engine() -> bool:
-    docker = shutil.which("docker")
-    return docker is not None and subprocess.run([docker, "info"], capture_output=True, check=False).returncode == 0
-
-
-@pytest.mark.skipif(not _docker_engine(), reason="sam local invoke runs functions in containers: no Docker engine")
+@pytest.mark.skipif(
+    not docker_engine_answers(), reason="sam local invoke runs functions in containers: no Docker engine"
+)
 def test_each_event_runs_its_function_in_a_container(request: pytest.FixtureRequest) -> None:
     stack: RunningStack = request.getfixturevalue("local_stack")
     for function, event, status in SEQUENCE:

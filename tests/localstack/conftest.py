@@ -10,7 +10,6 @@ it started. Anywhere else (`make test`, or no Docker) it skips with the reason.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -23,6 +22,7 @@ import pytest
 from localstack_client.session import Session
 
 from tests.e2e.conftest import REPO, RunningStack
+from tests.support.docker import docker_engine_answers
 from tests.support.http import HttpClient
 
 ENDPOINT = os.environ.get("LOCALSTACK_ENDPOINT", "http://127.0.0.1:4566")
@@ -38,13 +38,6 @@ def _running() -> bool:
     except (urllib.error.URLError, OSError):
         return False
     return True
-
-
-def _docker_engine() -> bool:
-    docker = shutil.which("docker")
-    if docker is None:
-        return False
-    return subprocess.run([docker, "info"], capture_output=True, timeout=30, check=False).returncode == 0
 
 
 def _run(*args: str | Path, timeout: float = 1800) -> None:
@@ -71,7 +64,7 @@ def local_stack() -> Iterator[RunningStack]:
         pytest.skip("the LocalStack tier runs with `make test-localstack` (it starts LocalStack, which needs Docker)")
     started = False
     if not _running():
-        if not _docker_engine():
+        if not docker_engine_answers():
             pytest.skip("LocalStack is not running and cannot be started: it needs a Docker engine, and none answers")
         _run(LOCALSTACK_CLI, "start", "-d", timeout=600)
         _run(LOCALSTACK_CLI, "wait", "-t", "300", timeout=330)
