@@ -1,7 +1,8 @@
 """Running a template function's handler in this process, one invocation at a time.
 
 One lock per function stands in for one warm container: Powertools resolvers and batch
-processors keep per-invocation state on module-level objects, as Lambda allows.
+processors keep per-invocation state on module-level objects, as Lambda allows. The handler's
+AWS calls are checked against the function's role (devstack.permissions).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.template import FunctionSpec
+from devstack.permissions import Permissions, Role, acting_as
+from devstack.template import LOCAL_ACCOUNT, LOCAL_REGION, FunctionSpec, Template
 
 
 @dataclass
@@ -32,8 +34,10 @@ class LambdaContext:
 
 
 class LocalFunction:
-    def __init__(self, spec: FunctionSpec, region: str, account: str) -> None:
+    def __init__(self, spec: FunctionSpec, region: str, account: str, role: Role | None) -> None:
+        """`role`: what the function's AWS calls may do; None leaves them unchecked."""
         self.spec = spec
+        self.role = role
         self._arn = f"arn:aws:lambda:{region}:{account}:function:{spec.logical_id}"
         self._lock = threading.Lock()
         self._handler: Any = None
@@ -45,7 +49,7 @@ class LocalFunction:
         return self._handler
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        with self._lock:
+        with self._lock, acting_as(self.role, self.spec.logical_id):
             handler = self._load()
             context = LambdaContext(
                 function_name=self.spec.logical_id,
@@ -55,3 +59,11 @@ class LocalFunction:
                 deadline=time.monotonic() + self.spec.timeout,
             )
             return handler(event, context)
+
+
+def local_functions(template: Template, permissions: Permissions) -> list[LocalFunction]:
+    """The template's functions, each with its role (call after the resources exist)."""
+    return [
+        LocalFunction(spec, LOCAL_REGION, LOCAL_ACCOUNT, permissions.role(spec.logical_id))
+        for spec in template.functions()
+    ]

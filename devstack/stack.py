@@ -12,10 +12,11 @@ import boto3
 
 from devstack.api_gateway import ApiGateway
 from devstack.event_sources import SqsPoller
-from devstack.lambda_runtime import LocalFunction
+from devstack.lambda_runtime import local_functions
+from devstack.permissions import Permissions
 from devstack.processes import ChildServer, start_moto, start_osmem
 from devstack.resources import create_resources
-from devstack.template import LOCAL_ACCOUNT, LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
+from devstack.template import LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 
@@ -84,9 +85,10 @@ class LocalStack:
             parameters={"Stage": c.stage, "ExistingOpenSearchEndpoint": self.opensearch_url, "OpenSearchAuth": "none"},
             pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
-        create_resources(template, session)
+        permissions = Permissions(template)  # before any handler builds a client
+        create_resources(template, session, permissions=permissions)
         self.template = template
-        functions = [LocalFunction(spec, LOCAL_REGION, LOCAL_ACCOUNT) for spec in template.functions()]
+        functions = local_functions(template, permissions)
         os.environ.update(template.shared_environment())
         if str(FUNCTIONS_DIR) not in sys.path:
             sys.path.insert(0, str(FUNCTIONS_DIR))
