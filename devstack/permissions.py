@@ -343,7 +343,7 @@ class Permissions:
         state raising the error AWS would. Locally that state's Retry and Catch are skipped."""
         role = self.role(logical_id)
         document = json.loads(definition)
-        _guard_states(document["States"], role, logical_id)
+        guard_states(document["States"], role, logical_id)
         return json.dumps(document)
 
 
@@ -364,13 +364,13 @@ def _integration_requests(resource: str, parameters: dict[str, Any]) -> list[tup
     return authorization_requests(service, action[0].upper() + action[1:], parameters, LOCAL_REGION)
 
 
-def _guard_states(states: dict[str, Any], role: Role, session_name: str) -> None:
+def guard_states(states: dict[str, Any], role: Role, session_name: str) -> None:
     for name, state in list(states.items()):
         for branch in state.get("Branches", []):
-            _guard_states(branch["States"], role, session_name)
+            guard_states(branch["States"], role, session_name)
         for key in ("Iterator", "ItemProcessor"):
             if key in state:
-                _guard_states(state[key]["States"], role, session_name)
+                guard_states(state[key]["States"], role, session_name)
         if state["Type"] != "Task":
             continue
         requests = _integration_requests(state["Resource"], state.get("Parameters", {}))
