@@ -79,13 +79,14 @@ class LocalStack:
         self.servers.append(start_moto(c.moto_port, c.server_log))
         self.servers.append(start_osmem(c.opensearch_port, c.server_log))
         os.environ.update(self._environment())
-        session = boto3.Session()
         template = Template(
             load_template(),
             parameters={"Stage": c.stage, "ExistingOpenSearchEndpoint": self.opensearch_url, "OpenSearchAuth": "none"},
             pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
-        permissions = Permissions(template)  # before any handler builds a client
+        # Before any session or client exists: they copy the permission hook when built.
+        permissions = Permissions(template)
+        session = boto3.Session()
         create_resources(template, session, permissions=permissions)
         self.template = template
         functions = local_functions(template, permissions)

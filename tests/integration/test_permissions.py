@@ -4,13 +4,18 @@ action fails its execution."""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
+from devstack.permissions import Role
+from devstack.stack import LocalStack, StackConfig
 from tests.support.in_process import InProcessStack
 from vector_tasks import wiring
 from vector_tasks.adapters.embedders.bedrock import TitanV2Embedder
@@ -152,3 +157,33 @@ def test_calls_a_handler_makes_from_its_threads_are_checked_too(
     assert task["status"] == "failed"
     assert "AccessDeniedException" in task["error"]
     assert "TaskWorkerFunction is not authorized to perform: bedrock:InvokeModel" in task["error"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_the_local_stacks_pollers_receive_with_the_functions_role() -> None:
+    """`make run`'s stack (moto server): the SQS event source acts with the function's role."""
+    saved = dict(os.environ)
+    config = StackConfig(port=_free_port(), opensearch_port=_free_port(), moto_port=_free_port(), start_pollers=False)
+    stack = LocalStack(config).start()
+    try:
+        poller = next(p for p in stack.pollers if p.function.spec.logical_id == "DeadLetterFunction")
+        role = poller.function.role
+        assert role is not None
+        assert poller.poll_once() == 0  # allowed: AWSLambdaSQSQueueExecutionRole, which SAM attaches
+        poller.function.role = Role(
+            role.name, tuple(s for s in role.statements if "sqs:ReceiveMessage" not in s.actions)
+        )
+        with pytest.raises(ClientError) as raised:
+            poller.poll_once()
+        assert raised.value.response["Error"]["Code"] == "AccessDenied"
+        assert "DeadLetterFunction is not authorized to perform: sqs:ReceiveMessage" in str(raised.value)
+    finally:
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)
