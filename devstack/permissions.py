@@ -66,6 +66,7 @@ AWS_MANAGED_POLICIES: dict[str, tuple[str, ...]] = {
 # -- policies ------------------------------------------------------------------------------
 
 
+@cache
 def _pattern(text: str, ignore_case: bool) -> re.Pattern[str]:
     """IAM wildcards: `*` any run of characters, `?` one character."""
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
