@@ -286,14 +286,16 @@ def _packaged(document: dict[str, Any]) -> dict[str, Any]:
 
 
 @cache
-def _translated(document_json: str, parameters_json: str) -> dict[str, Any]:
+def _translated(document_json: str) -> dict[str, Any]:
     from samtranslator.parser.parser import Parser  # imported here: half a second, devstack only
     from samtranslator.translator.translator import Translator
 
     translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=LOCAL_REGION))
     cloudformation: dict[str, Any] = translator.translate(
         json.loads(document_json),
-        parameter_values=json.loads(parameters_json),
+        # The parameters' defaults: SAM copies policy statements with their intrinsics, which
+        # Template.resolve evaluates with the stack's own values (so one translation serves all).
+        parameter_values={},
         get_managed_policy_map=dict,  # only SAM's own managed policies, by ARN, are expected
     )
     return cloudformation
@@ -301,8 +303,7 @@ def _translated(document_json: str, parameters_json: str) -> dict[str, Any]:
 
 def transform(template: Template) -> dict[str, Any]:
     """template.yaml as CloudFormation, as the SAM transform produces it (about 0.1 s; cached)."""
-    parameters = {name: template.values[name] for name in template.document.get("Parameters", {})}
-    return _translated(json.dumps(_packaged(template.document), sort_keys=True), json.dumps(parameters))
+    return _translated(json.dumps(_packaged(template.document), sort_keys=True))
 
 
 class Permissions:
