@@ -2,7 +2,8 @@
 
 Routes come from the functions' `Api` events in template.yaml. As on API Gateway, a path or
 method with no route answers 403 "Missing Authentication Token" without invoking anything.
-IAM authorization is not checked locally.
+The API's own IAM (SigV4) authorization of callers is not checked locally; what the
+functions may call is (devstack.permissions).
 """
 
 from __future__ import annotations
