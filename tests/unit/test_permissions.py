@@ -130,6 +130,16 @@ def test_the_hook_turns_a_denied_call_into_the_client_error_aws_answers() -> Non
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
+def test_sessions_created_after_the_hook_is_installed_are_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    install_hook()
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    boto3.setup_default_session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    sqs = boto3.client("sqs", endpoint_url="http://127.0.0.1:9", config=NOWHERE)
+    with acting_as(role(allow("sqs:SendMessage", QUEUE)), "Fn"), pytest.raises(ClientError) as raised:
+        sqs.delete_message_batch(QueueUrl=QUEUE_URL, Entries=[{"Id": "1", "ReceiptHandle": "r"}])
+    assert "not authorized to perform: sqs:DeleteMessage on resource: " + QUEUE in str(raised.value)
+
+
 def test_work_in_a_copied_context_is_checked_and_outside_any_function_is_not() -> None:
     install_hook()
     dynamodb = boto3.Session(region_name="us-east-1").client(
