@@ -6,7 +6,8 @@ or instead of the function, this front answers the same way: a path or method wi
 10 MB or an event over Lambda's 6 MB 413; a response over 6 MB or a function error 502; no
 answer within the 29 s integration timeout 504. A body that is not UTF-8 reaches the function
 as API Gateway passes text, with each invalid byte replaced by U+FFFD.
-IAM authorization of callers is not checked locally.
+The API's own IAM (SigV4) authorization of callers is not checked locally; what the functions
+may call is (devstack.permissions).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Honours BatchSize and ReportBatchItemFailures. Records the function reports as f
 records, when it raises) are not deleted: they reappear after the queue's visibility timeout
 and, past the redrive policy's maxReceiveCount, the queue itself moves them to its DLQ.
 `retry_after` shortens that wait locally (the tests use it); None keeps the queue's timeout.
+The poller receives and deletes as the Lambda service does, with the function's role.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from typing import Any
 
 from devstack.lambda_runtime import LocalFunction
+from devstack.permissions import acting_as
 from devstack.template import SqsEventSource
 
 log = logging.getLogger("devstack.sqs")
@@ -87,13 +89,14 @@ class SqsPoller:
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Receive one batch and invoke the function with it; returns the number of records."""
-        messages = self._sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=min(self.source.batch_size, 10),
-            WaitTimeSeconds=wait_seconds,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
+        with acting_as(self.function.role, self.function.spec.logical_id):
+            messages = self._sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(self.source.batch_size, 10),
+                WaitTimeSeconds=wait_seconds,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
         if not messages:
             return 0
         records = [self._record(m) for m in messages]
@@ -108,13 +111,17 @@ class SqsPoller:
             log.exception("%s failed on a batch of %d", self.function.spec.logical_id, len(records))
             failed_ids = {r["messageId"] for r in records}
         done = [m for m in messages if m["MessageId"] not in failed_ids]
-        for start in range(0, len(done), 10):
-            self._sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
-                ],
-            )
+        with acting_as(self.function.role, self.function.spec.logical_id):
+            for start in range(0, len(done), 10):
+                self._sqs.delete_message_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(done[start : start + 10])
+                    ],
+                )
+        # Not checked against the role: Lambda never calls ChangeMessageVisibility; this shortcut
+        # of the redelivery wait is the local stack's own convenience.
         if self._retry_after is not None:
             for m in messages:
                 if m["MessageId"] in failed_ids:

@@ -1,10 +1,11 @@
 """Running a template function's handler in this process, one invocation at a time.
 
 One lock per function stands in for one warm container: Powertools resolvers and batch
-processors keep per-invocation state on module-level objects, as Lambda allows. Lambda's own
-limits hold: an event or a response over 6 MB is refused, and an invocation that outlasts its
-timeout is abandoned (the container stays busy until the handler returns, as a timed-out
-container is not reused before it is reset).
+processors keep per-invocation state on module-level objects, as Lambda allows. The handler's
+AWS calls are checked against the function's role (devstack.permissions). Lambda's own limits
+hold: an event or a response over 6 MB is refused, and an invocation that outlasts its timeout
+is abandoned (the container stays busy until the handler returns, as a timed-out container is
+not reused before it is reset).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.template import FunctionSpec
+from devstack.permissions import Permissions, Role, acting_as
+from devstack.template import LOCAL_ACCOUNT, LOCAL_REGION, FunctionSpec, Template
 
 # Lambda's limit for a synchronous invocation's request and response payloads.
 PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
@@ -60,8 +62,10 @@ def payload_size(value: Any) -> int:
 
 
 class LocalFunction:
-    def __init__(self, spec: FunctionSpec, region: str, account: str) -> None:
+    def __init__(self, spec: FunctionSpec, region: str, account: str, role: Role | None) -> None:
+        """`role`: what the function's AWS calls may do; None leaves them unchecked."""
         self.spec = spec
+        self.role = role
         self._arn = f"arn:aws:lambda:{region}:{account}:function:{spec.logical_id}"
         self._lock = threading.Lock()
         self._handler: Any = None
@@ -95,7 +99,8 @@ class LocalFunction:
 
         def run() -> None:
             try:
-                outcome["result"] = self._load()(event, context)
+                with acting_as(self.role, self.spec.logical_id):
+                    outcome["result"] = self._load()(event, context)
             except BaseException as exc:  # handed to the caller, as Lambda reports a function error
                 outcome["error"] = exc
             finally:
@@ -119,3 +124,11 @@ class LocalFunction:
                 f"size ({PAYLOAD_LIMIT_BYTES} bytes)"
             )
         return result
+
+
+def local_functions(template: Template, permissions: Permissions) -> list[LocalFunction]:
+    """The template's functions, each with its role (call after the resources exist)."""
+    return [
+        LocalFunction(spec, LOCAL_REGION, LOCAL_ACCOUNT, permissions.role(spec.logical_id))
+        for spec in template.functions()
+    ]

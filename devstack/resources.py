@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from devstack.permissions import Permissions
 from devstack.template import Template
 
 _TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "BillingMode")
@@ -17,7 +18,9 @@ _NOT_CREATED = {
 }
 
 
-def _create_table(template: Template, session: Any, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
+def _create_table(
+    template: Template, session: Any, logical_id: str, props: dict[str, Any], permissions: Permissions | None
+) -> dict[str, str]:
     client = session.client("dynamodb")
     name = f"{template.values['AWS::StackName']}-{logical_id}"
     client.create_table(TableName=name, **{k: template.resolve(props[k]) for k in _TABLE_KEYS if k in props})
@@ -26,7 +29,9 @@ def _create_table(template: Template, session: Any, logical_id: str, props: dict
     return {"Ref": name, "Arn": arn}
 
 
-def _create_queue(template: Template, session: Any, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
+def _create_queue(
+    template: Template, session: Any, logical_id: str, props: dict[str, Any], permissions: Permissions | None
+) -> dict[str, str]:
     client = session.client("sqs")
     name = f"{template.values['AWS::StackName']}-{logical_id}"
     attributes: dict[str, str] = {}
@@ -40,11 +45,16 @@ def _create_queue(template: Template, session: Any, logical_id: str, props: dict
     return {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
 
 
-def _create_state_machine(template: Template, session: Any, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
-    """The definition file with its DefinitionSubstitutions applied, as `sam deploy` does."""
+def _create_state_machine(
+    template: Template, session: Any, logical_id: str, props: dict[str, Any], permissions: Permissions | None
+) -> dict[str, str]:
+    """The definition file with its DefinitionSubstitutions applied, as `sam deploy` does; with
+    `permissions`, each Task its role may not perform fails as on AWS (Permissions.guard_definition)."""
     definition = (template.directory / props["DefinitionUri"]).read_text()
     for name, value in template.resolve(props.get("DefinitionSubstitutions", {})).items():
         definition = definition.replace("${" + name + "}", str(value))
+    if permissions is not None:
+        definition = permissions.guard_definition(logical_id, definition)
     name = f"{template.values['AWS::StackName']}-{logical_id}"
     arn = session.client("stepfunctions").create_state_machine(
         name=name,
@@ -62,9 +72,11 @@ _CREATORS = {
 }
 
 
-def create_resources(template: Template, session: Any, only: set[str] | None = None) -> None:
+def create_resources(
+    template: Template, session: Any, only: set[str] | None = None, permissions: Permissions | None = None
+) -> None:
     """Create every supported resource (or those of the types in `only`), each after the ones it
-    references; fill template.physical."""
+    references; fill template.physical. `permissions`: enforce the state machines' roles."""
     pending = {
         logical_id: resource
         for logical_id, resource in template.resources.items()
@@ -83,7 +95,9 @@ def create_resources(template: Template, session: Any, only: set[str] | None = N
             except ValueError:
                 continue  # references a resource not created yet
             creator = _CREATORS[resource["Type"]]
-            template.physical[logical_id] = creator(template, session, logical_id, resource.get("Properties", {}))
+            template.physical[logical_id] = creator(
+                template, session, logical_id, resource.get("Properties", {}), permissions
+            )
             del pending[logical_id]
             progressed = True
         if not progressed:

@@ -14,10 +14,11 @@ import boto3
 
 from devstack.api_gateway import ApiGateway
 from devstack.event_sources import SqsPoller
-from devstack.lambda_runtime import LocalFunction
+from devstack.lambda_runtime import local_functions
+from devstack.permissions import Permissions
 from devstack.processes import ChildServer, start_moto, start_osmem
 from devstack.resources import create_resources
-from devstack.template import LOCAL_ACCOUNT, LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
+from devstack.template import LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 
@@ -92,18 +93,20 @@ class LocalStack:
         self.servers.append(start_moto(c.moto_port, c.server_log))
         self.servers.append(start_osmem(c.opensearch_port, c.server_log))
         os.environ.update(self._environment())
-        session = boto3.Session()
         template = Template(
             load_template(),
             parameters={"Stage": c.stage, "ExistingOpenSearchEndpoint": self.opensearch_url, "OpenSearchAuth": "none"},
             pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
-        create_resources(template, session)
+        # Before any session or client exists: they copy the permission hook when built.
+        permissions = Permissions(template)
+        session = boto3.Session()
+        create_resources(template, session, permissions=permissions)
         self.template = template
         if c.sam_env_file is not None:
             c.sam_env_file.parent.mkdir(parents=True, exist_ok=True)
             c.sam_env_file.write_text(json.dumps(self.sam_local_environment(), indent=2) + "\n")
-        functions = [LocalFunction(spec, LOCAL_REGION, LOCAL_ACCOUNT) for spec in template.functions()]
+        functions = local_functions(template, permissions)
         os.environ.update(template.shared_environment())
         if str(FUNCTIONS_DIR) not in sys.path:
             sys.path.insert(0, str(FUNCTIONS_DIR))

@@ -32,6 +32,7 @@ def gateway() -> Iterator[ApiGateway]:
             ),
             "us-east-1",
             "123456789012",
+            role=None,
         )
         for name, path in ROUTES.items()
     ]

@@ -1,6 +1,6 @@
 """The stack in this process: template resources on moto (mock_aws), handlers called directly.
 
-Built from the same devstack pieces as `make run` (template reader, resource creation, proxy
+Built from the same devstack pieces as `make run` (template reader, roles, resource creation, proxy
 events, SQS pollers), so the integration tier exercises what the local stack runs.
 """
 
@@ -13,30 +13,24 @@ import boto3
 
 from devstack.api_gateway import integrate, proxy_event
 from devstack.event_sources import SqsPoller
-from devstack.lambda_runtime import LocalFunction
+from devstack.lambda_runtime import local_functions
+from devstack.permissions import Permissions
 from devstack.resources import create_resources
-from devstack.template import (
-    LOCAL_ACCOUNT,
-    LOCAL_PSEUDO_PARAMETERS,
-    LOCAL_REGION,
-    SqsEventSource,
-    Template,
-    load_template,
-)
+from devstack.template import LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, SqsEventSource, Template, load_template
 
 
 class InProcessStack:
-    def __init__(self, opensearch_url: str) -> None:
+    def __init__(self, opensearch_url: str, document: dict[str, Any] | None = None) -> None:
+        """`document`: template.yaml as loaded, or a variant of it (e.g. a role with an action less)."""
         self.template = Template(
-            load_template(),
+            document if document is not None else load_template(),
             parameters={"ExistingOpenSearchEndpoint": opensearch_url, "OpenSearchAuth": "none"},
             pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
-        create_resources(self.template, boto3.Session())
+        self.permissions = Permissions(self.template)  # each function's calls checked against its role
+        create_resources(self.template, boto3.Session(), permissions=self.permissions)
         self.environment = self.template.shared_environment()
-        self.functions = {
-            spec.logical_id: LocalFunction(spec, LOCAL_REGION, LOCAL_ACCOUNT) for spec in self.template.functions()
-        }
+        self.functions = {fn.spec.logical_id: fn for fn in local_functions(self.template, self.permissions)}
         self.routes = {route: fn for fn in self.functions.values() for route in fn.spec.routes}
         self.sqs = boto3.client("sqs")
         self.sfn = boto3.client("stepfunctions")

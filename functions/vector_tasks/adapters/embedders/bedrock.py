@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -54,8 +55,11 @@ class TitanV2Embedder(_BedrockEmbedder):
     def embed(self, texts: list[str], deadline: float) -> list[EmbedOutcome]:
         if self.spec.max_concurrency == 1 or len(texts) <= 1:
             return [self._one(text, deadline) for text in texts]
+        # Each call runs in a copy of this thread's context (contextvars), which pool threads do
+        # not inherit: what reads it (the local stack's permission check) sees the caller.
+        context = contextvars.copy_context()
         with ThreadPoolExecutor(max_workers=min(self.spec.max_concurrency, len(texts))) as pool:
-            return list(pool.map(lambda text: self._one(text, deadline), texts))
+            return list(pool.map(lambda text: context.copy().run(self._one, text, deadline), texts))
 
 
 class CohereV3Embedder(_BedrockEmbedder):

@@ -1,0 +1,189 @@
+"""Each function's AWS calls are checked against its role in template.yaml, as on AWS: a role
+with one action less makes the route fail, and a state machine whose role lacks an integration's
+action fails its execution."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from devstack.permissions import Role
+from devstack.stack import LocalStack, StackConfig
+from tests.support.in_process import InProcessStack
+from vector_tasks import wiring
+from vector_tasks.adapters.embedders.bedrock import TitanV2Embedder
+from vector_tasks.adapters.retry import RetryPolicy
+from vector_tasks.embedding.registry import EmbeddingModelSpec
+
+MODEL = "local-hash-384"
+Edit = Callable[[dict[str, Any]], None]
+
+
+def without_action(function: str, action: str) -> Edit:
+    """template.yaml with `action` taken out of every inline statement of `function`'s policies."""
+
+    def edit(document: dict[str, Any]) -> None:
+        found = False
+        for policy in document["Resources"][function]["Properties"]["Policies"]:
+            for statement in policy.get("Statement", []):
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if action in actions:
+                    statement["Action"] = [a for a in actions if a != action]
+                    found = True
+        assert found, f"{function} has no {action} to remove"
+
+    return edit
+
+
+def without_policy_template(resource: str, name: str) -> Edit:
+    def edit(document: dict[str, Any]) -> None:
+        policies = document["Resources"][resource]["Properties"]["Policies"]
+        kept = [p for p in policies if name not in p]
+        assert len(kept) == len(policies) - 1, f"{resource} has no {name}"
+        document["Resources"][resource]["Properties"]["Policies"] = kept
+
+    return edit
+
+
+def denials(caplog: pytest.LogCaptureFixture) -> str:
+    """What the local stack logged of the calls it denied (the handlers log the error too)."""
+    return "\n".join(r.getMessage() for r in caplog.records if r.name == "devstack.permissions")
+
+
+def create(stack: InProcessStack, task_id: str, texts: list[str]) -> tuple[int, dict[str, Any]]:
+    items = [{"object_id": f"{task_id}-{i}", "payload": {"text": t}} for i, t in enumerate(texts)]
+    body = {"embedding_model_id": MODEL, "task_id": task_id, "items": items}
+    return stack.request("POST", "/internal/upsertion-tasks/run", body=body)
+
+
+@pytest.mark.parametrize("template_document", [without_action("TaskReadFunction", "dynamodb:Query")], indirect=True)
+def test_a_read_role_without_query_makes_listing_answer_500_with_access_denied_in_the_log(
+    stack: InProcessStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert create(stack, "perm-1", ["one"])[0] == 202
+    status, body = stack.request("GET", "/internal/upsertion-tasks/list")
+    assert status == 500
+    assert "AccessDenied" not in str(body)  # the answer hides internals; the log says why
+    log = denials(caplog)
+    assert (
+        "assumed-role/TaskReadFunctionRole/TaskReadFunction is not authorized to perform: dynamodb:Query on resource: "
+        f"arn:aws:dynamodb:us-east-1:123456789012:table/{stack.table_name}/index/ByCreated" in log
+    )
+
+
+def test_replaying_a_create_reads_the_stored_task_with_its_failures(stack: InProcessStack) -> None:
+    """Submit's role allows the Query that loads the failures of the task it answers with."""
+    assert create(stack, "replay", ["fine", ""])[0] == 202
+    stack.drain()
+    status, task = create(stack, "replay", ["fine", ""])
+    assert status == 200, task
+    assert task["status"] in ("done", "failed")
+    assert task["progress"]["failed"] == 1
+
+
+@pytest.mark.parametrize("template_document", [without_action("TaskSubmitFunction", "dynamodb:Query")], indirect=True)
+def test_without_query_the_replay_of_a_create_is_500_as_it_was_on_aws(stack: InProcessStack) -> None:
+    assert create(stack, "replay", ["fine"])[0] == 202
+    assert create(stack, "replay", ["fine"])[0] == 500
+
+
+@pytest.mark.parametrize(
+    "template_document", [without_policy_template("RestartTaskStateMachine", "SQSSendMessagePolicy")], indirect=True
+)
+def test_a_state_machine_whose_role_cannot_send_fails_its_execution_as_on_aws(stack: InProcessStack) -> None:
+    assert create(stack, "sm", ["one"])[0] == 202
+    stack.drain()
+    status, _ = stack.request("PUT", "/internal/upsertion-tasks/restart", "task_id=sm")
+    assert status == 500  # the transition function reports an execution that failed unexpectedly
+    (execution,) = stack.executions("RestartTaskStateMachine")
+    assert execution["status"] == "FAILED"
+    failed = next(e for e in execution["events"] if e["type"] == "ExecutionFailed")["executionFailedEventDetails"]
+    assert failed["error"] == "SQS.AccessDeniedException"
+    assert (
+        "assumed-role/RestartTaskStateMachineRole/RestartTaskStateMachine is not authorized to perform: "
+        in (failed["cause"])
+    )
+    assert "sqs:SendMessage on resource: arn:aws:sqs:us-east-1:123456789012:" in failed["cause"]
+
+
+@pytest.mark.parametrize("template_document", [without_action("TaskWorkerFunction", "dynamodb:PutItem")], indirect=True)
+def test_a_transaction_needs_each_inner_action_on_the_workers_role(
+    stack: InProcessStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker records a chunk with TransactWriteItems (a Put and an Update): without PutItem
+    no delivery can record it, and the chunk ends dead-lettered."""
+    assert create(stack, "tx", ["one"])[0] == 202
+    stack.drain()
+    _, task = stack.request("GET", "/internal/upsertion-tasks/info", "task_id=tx")
+    assert task["progress"]["succeeded"] == 0
+    assert "TaskWorkerFunction is not authorized to perform: dynamodb:PutItem" in denials(caplog)
+
+
+def _titan_stack_edit(document: dict[str, Any]) -> None:
+    worker = document["Resources"]["TaskWorkerFunction"]["Properties"]
+    for policy in worker["Policies"]:
+        policy["Statement"] = [s for s in policy.get("Statement", []) if s["Action"] != "bedrock:InvokeModel"]
+
+
+@pytest.mark.parametrize("template_document", [_titan_stack_edit], indirect=True)
+def test_calls_a_handler_makes_from_its_threads_are_checked_too(
+    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Titan's embedder calls Bedrock from a thread pool: the calls still carry the worker's role."""
+    # Nothing listens there: a call that got past the check would fail with a connection error.
+    client = boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=1),
+    )
+
+    def embedder_for(spec: EmbeddingModelSpec) -> TitanV2Embedder:
+        return TitanV2Embedder(spec.model_copy(update={"max_concurrency": 2}), lambda: client, RetryPolicy(2, 0, 0))
+
+    monkeypatch.setattr(wiring, "embedder_for", embedder_for)
+    items = [{"object_id": f"t-{i}", "payload": {"text": f"text {i}"}} for i in range(2)]
+    body = {"embedding_model_id": "titan-v2-1024", "task_id": "titan", "items": items}
+    assert stack.request("POST", "/internal/upsertion-tasks/run", body=body)[0] == 202
+    stack.drain()
+    _, task = stack.request("GET", "/internal/upsertion-tasks/info", "task_id=titan")
+    assert task["status"] == "failed"
+    assert "AccessDeniedException" in task["error"]
+    assert "TaskWorkerFunction is not authorized to perform: bedrock:InvokeModel" in task["error"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_the_local_stacks_pollers_receive_with_the_functions_role() -> None:
+    """`make run`'s stack (moto server): the SQS event source acts with the function's role."""
+    saved = dict(os.environ)
+    config = StackConfig(port=_free_port(), opensearch_port=_free_port(), moto_port=_free_port(), start_pollers=False)
+    stack = LocalStack(config).start()
+    try:
+        poller = next(p for p in stack.pollers if p.function.spec.logical_id == "DeadLetterFunction")
+        role = poller.function.role
+        assert role is not None
+        assert poller.poll_once() == 0  # allowed: AWSLambdaSQSQueueExecutionRole, which SAM attaches
+        poller.function.role = Role(
+            role.name, tuple(s for s in role.statements if "sqs:ReceiveMessage" not in s.actions)
+        )
+        with pytest.raises(ClientError) as raised:
+            poller.poll_once()
+        assert raised.value.response["Error"]["Code"] == "AccessDenied"
+        assert "DeadLetterFunction is not authorized to perform: sqs:ReceiveMessage" in str(raised.value)
+    finally:
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)

@@ -1,0 +1,107 @@
+"""The roles SAM generates from template.yaml: every resource a policy names is declared in the
+template, of the service the action belongs to, or is one of the few external ARN patterns the
+code needs. The local stack resolves ARNs against what it created, so a policy naming something
+else could pass locally and fail on AWS, or grant what nothing uses."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from devstack.permissions import AWS_MANAGED_POLICIES, Permissions
+from devstack.template import LOCAL_PSEUDO_PARAMETERS, Template, load_template
+
+# Resources outside the stack that the code calls, as written in template.yaml (after Fn::Sub of
+# the pseudo parameters only).
+EXTERNAL = {
+    "bedrock": [  # the registered Bedrock models (embedding/models.json)
+        r"arn:\$\{AWS::Partition\}:bedrock:\$\{AWS::Region\}::foundation-model/amazon\.titan-embed-text-v2:0",
+        r"arn:\$\{AWS::Partition\}:bedrock:\$\{AWS::Region\}::foundation-model/cohere\.embed-\*",
+    ],
+    "sagemaker": [
+        r"arn:\$\{AWS::Partition\}:sagemaker:\$\{AWS::Region\}:\$\{AWS::AccountId\}:endpoint/vector-ingestion-\*"
+    ],
+    "es": [  # an existing domain (ExistingOpenSearchEndpoint): its name is not a parameter
+        r"arn:\$\{AWS::Partition\}:es:\$\{AWS::Region\}:\$\{AWS::AccountId\}:domain/\*",
+    ],
+}
+# The resource types an action's service may name.
+SERVICE_TYPES = {
+    "dynamodb": {"AWS::DynamoDB::Table"},
+    "sqs": {"AWS::SQS::Queue"},
+    "states": {"AWS::Serverless::StateMachine"},
+    "es": {"AWS::OpenSearchService::Domain"},
+}
+PSEUDO = set(LOCAL_PSEUDO_PARAMETERS)
+
+
+def _references(value: Any) -> set[str]:
+    """Logical ids a policy resource refers to (parameters and pseudo parameters excluded)."""
+    if isinstance(value, list):
+        return set().union(*(_references(v) for v in value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    ((fn, args),) = value.items()
+    if fn == "Ref":
+        return set() if args in PSEUDO else {args}
+    if fn == "Fn::GetAtt":
+        return {args[0]}
+    if fn == "Fn::Sub":
+        text, variables = (args, {}) if isinstance(args, str) else (args[0], args[1])
+        names = {n.split(".")[0] for n in re.findall(r"\$\{([^}!]+)\}", text)} - set(variables) - PSEUDO
+        return names | _references(list(variables.values()))
+    if fn == "Fn::If":
+        return _references(args[1:])
+    raise AssertionError(f"intrinsic {fn} in a policy resource")
+
+
+def _alternatives(value: Any) -> list[Any]:
+    """Each value a resource can take: both branches of an Fn::If."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        return [*_alternatives(value["Fn::If"][1]), *_alternatives(value["Fn::If"][2])]
+    return [value]
+
+
+def _statements() -> list[tuple[str, dict[str, Any]]]:
+    permissions = Permissions(Template(load_template(), {}, LOCAL_PSEUDO_PARAMETERS))
+    out = []
+    for logical_id, resource in permissions.cloudformation["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for arn in resource["Properties"].get("ManagedPolicyArns", []):
+            assert arn in AWS_MANAGED_POLICIES, f"{logical_id}: {arn}"
+        for policy in resource["Properties"].get("Policies", []):
+            out.extend((logical_id, s) for s in policy["PolicyDocument"]["Statement"])
+    return out
+
+
+STATEMENTS = _statements()
+
+
+@pytest.mark.parametrize(("role", "statement"), STATEMENTS, ids=[f"{r}-{i}" for i, (r, _) in enumerate(STATEMENTS)])
+def test_every_policy_resource_is_declared_here_or_an_external_arn_the_code_needs(
+    role: str, statement: dict[str, Any]
+) -> None:
+    declared = load_template()["Resources"]
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    services = {a.split(":", 1)[0] for a in actions}
+    assert len(services) == 1, f"{role}: one service per statement keeps scoping readable: {actions}"
+    (service,) = services
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    for resource in resources:
+        for value in _alternatives(resource):
+            assert value != "*", f"{role}: {actions} on every resource"
+            referenced = _references(value)
+            if referenced:
+                for logical_id in referenced:
+                    assert logical_id in declared, f"{role}: {actions} on {value}: {logical_id} is not declared"
+                    assert declared[logical_id]["Type"] in SERVICE_TYPES.get(service, set()), (
+                        f"{role}: {actions} on {logical_id}, a {declared[logical_id]['Type']}"
+                    )
+            else:
+                text = value["Fn::Sub"] if isinstance(value, dict) else value
+                assert any(re.fullmatch(p, text) for p in EXTERNAL.get(service, [])), (
+                    f"{role}: {actions} on {text}, neither declared in the template nor a known external ARN"
+                )
