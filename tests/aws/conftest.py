@@ -14,8 +14,8 @@ import uuid
 import boto3
 import pytest
 
-from tests.e2e.conftest import RunningStack
 from tests.support.http import HttpClient, SigV4Signer
+from tests.support.local_stack import RunningStack
 
 
 @pytest.fixture(scope="session")

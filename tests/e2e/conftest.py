@@ -3,86 +3,16 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from tests.support.http import HttpClient
+from tests.support.local_stack import RunningStack, start_local_stack
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+__all__ = ["RunningStack"]
 
 
-@dataclass
-class RunningStack:
-    api: HttpClient
-    opensearch: HttpClient
-    # Tags the task ids of one run on a stack that outlives it (LocalStack, AWS), where the same
-    # task_id from an earlier run would be a replay instead of a new task.
-    run_tag: str = ""
-    sam_env_file: Path | None = None
-
-    @classmethod
-    def at(cls, api_url: str, opensearch_url: str) -> RunningStack:
-        return cls(HttpClient(api_url), HttpClient(opensearch_url))
-
-    def task_id(self, name: str) -> str:
-        return f"{name}-{self.run_tag}" if self.run_tag else name
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    ports = {"PORT": _free_port(), "OPENSEARCH_PORT": _free_port(), "MOTO_PORT": _free_port()}
-    workdir = tmp_path_factory.mktemp("devstack")
-    log, sam_env = workdir / "servers.log", workdir / "sam-env.json"
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "RETRY_AFTER": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--server-log", str(log), "--sam-env-file", str(sam_env)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    drain: subprocess.Popen[bytes] | None = None
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 120
-        lines: list[str] = []
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError(f"the local stack exited during start-up: {lines}")
-            lines.append(line)
-            if line.startswith("Local stack ready"):
-                break
-        urls = dict(line.split(":", 1) for line in lines if line.startswith(("API:", "OpenSearch:")))
-        assert urls["API"].strip() == f"http://127.0.0.1:{ports['PORT']}"
-        assert urls["OpenSearch"].strip() == f"http://127.0.0.1:{ports['OPENSEARCH_PORT']}"
-        # Keep draining stdout (handler logs) so the stack never blocks on a full pipe.
-        drain = subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
-        running = RunningStack.at(urls["API"].strip(), urls["OpenSearch"].strip())
-        running.sam_env_file = sam_env
-        yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if drain is not None:
-        drain.wait(timeout=10)
+    with start_local_stack(tmp_path_factory.mktemp("devstack")) as stack:
+        yield stack

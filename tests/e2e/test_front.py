@@ -8,30 +8,42 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
 
-from tests.e2e.conftest import REPO, RunningStack, _free_port
+import pytest
+
+from tests.support.local_stack import REPO, RunningStack, free_port
+
+RUN = "/internal/upsertion-tasks/run"
+JSON = {"Content-Type": "application/json"}
 
 
-def raw_post(stack: RunningStack, path: str, body: bytes) -> tuple[int, Any]:
-    return stack.api.call_raw("POST", path, body, {"Content-Type": "application/json"})
+@pytest.mark.parametrize("method", ["TRACE", "OPTIONS", "QUERY", "DELETE", "GET"])
+def test_a_method_without_a_route_is_403_missing_authentication_token(local_stack: RunningStack, method: str) -> None:
+    assert local_stack.api.call_raw(method, RUN, None, {}) == (403, {"message": "Missing Authentication Token"})
+
+
+def test_head_without_a_route_is_403_without_a_body(local_stack: RunningStack) -> None:
+    assert local_stack.api.call_raw("HEAD", RUN, None, {}) == (403, None)
 
 
 def test_a_body_that_is_not_utf8_is_a_client_error(local_stack: RunningStack) -> None:
-    status, body = raw_post(local_stack, "/internal/upsertion-tasks/run", b"\xff\xfe{")
+    status, body = local_stack.api.call_raw("POST", RUN, b"\xff\xfe{", JSON)
     assert status == 400
     assert body["error"]["code"] == "invalid_json"
-    status, body = raw_post(
-        local_stack,
-        "/internal/deletion-tasks/run",
-        b'{"embedding_model_id": "\xffmodel", "object_ids": ["a"]}',
-    )
+    deletion = b'{"embedding_model_id": "\xffmodel", "object_ids": ["a"]}'
+    status, body = local_stack.api.call_raw("POST", "/internal/deletion-tasks/run", deletion, JSON)
     assert status == 422
     assert body["error"]["code"] == "unknown_embedding_model"
 
 
+def test_a_text_body_is_415(local_stack: RunningStack) -> None:
+    status, body = local_stack.api.call_raw("POST", RUN, b"hello", {"Content-Type": "text/plain; charset=utf-8"})
+    assert status == 415
+    assert body["error"]["code"] == "unsupported_media_type"
+
+
 def test_ctrl_c_stops_a_busy_stack_quickly_with_one_line() -> None:
-    ports = {"PORT": _free_port(), "OPENSEARCH_PORT": _free_port(), "MOTO_PORT": _free_port()}
+    ports = {"PORT": free_port(), "OPENSEARCH_PORT": free_port(), "MOTO_PORT": free_port()}
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack", "--server-log", os.devnull],
@@ -49,7 +61,7 @@ def test_ctrl_c_stops_a_busy_stack_quickly_with_one_line() -> None:
         items = [{"object_id": f"o{i}", "payload": {"text": f"words {i}"}} for i in range(3000)]
         body = json.dumps({"embedding_model_id": "local-hash-384", "items": items}).encode()
         stack = RunningStack.at(f"http://127.0.0.1:{ports['PORT']}", f"http://127.0.0.1:{ports['OPENSEARCH_PORT']}")
-        assert raw_post(stack, "/internal/upsertion-tasks/run", body)[0] == 202
+        assert stack.api.call_raw("POST", RUN, body, JSON)[0] == 202
         time.sleep(1)  # workers are busy with its chunks
 
         started = time.monotonic()

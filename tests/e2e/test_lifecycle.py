@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.conftest import RunningStack
 from tests.support.http import wait_for
+from tests.support.local_stack import RunningStack
 
 MODEL = "local-hash-384"
 

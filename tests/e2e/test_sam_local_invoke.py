@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import REPO, RunningStack
 from tests.support.docker import docker_engine_answers
+from tests.support.local_stack import REPO, RunningStack
 
 # Each event, the function it drives, and what the function answers, in an order that works on
 # a fresh stack: the worker's and the readers' events name the task the first event creates.

@@ -178,3 +178,119 @@ def test_a_lone_surrogate_in_an_item_is_422_naming_it(stack: InProcessStack) -> 
         stack, "POST", DELETE_RUN, raw_body='{"embedding_model_id": "local-hash-384", "object_ids": ["\\udc00"]}'
     )
     assert status == 422
+
+
+# -- media types -------------------------------------------------------------------------------
+
+CREATE_BODY = json.dumps({"embedding_model_id": MODEL, "items": [{"object_id": "a", "payload": {"text": "t"}}]})
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/xml",
+        "multipart/form-data",  # no boundary
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+        "",
+    ],
+)
+def test_a_body_that_is_not_json_is_415(stack: InProcessStack, content_type: str) -> None:
+    status, error = refused(stack, "POST", RUN, raw_body=CREATE_BODY, headers={"Content-Type": content_type})
+    assert status == 415
+    assert error["code"] == "unsupported_media_type"
+    assert "application/json" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "APPLICATION/JSON"},
+        {"content-type": "application/json; charset=utf-8"},
+        {"CONTENT-TYPE": "Application/Json ;Charset=UTF-8"},
+        {},  # no Content-Type: read as JSON
+    ],
+)
+def test_json_media_type_is_matched_case_insensitively_with_parameters(
+    stack: InProcessStack, headers: dict[str, str]
+) -> None:
+    status, task = stack.request("POST", RUN, raw_body=CREATE_BODY, headers=headers)
+    assert status == 202, task
+
+
+def test_a_form_content_type_without_a_body_is_not_judged(stack: InProcessStack) -> None:
+    """`curl -X PUT -d ''` sends a form Content-Type and no body."""
+    status, error = refused(
+        stack,
+        "PUT",
+        "/internal/upsertion-tasks/cancel",
+        query="task_id=none",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 404, error
+
+
+# -- invalid JSON --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ('{"embedding_model_id": ', "Expecting value"),
+        ('{"embedding_model_id": "m", "items": [{"object_id": "a", "payload": {"x": NaN}}]}', "NaN is not a JSON"),
+        ('{"embedding_model_id": "m", "items": [{"object_id": "a", "payload": {"x": Infinity}}]}', "Infinity is not"),
+        ('{"embedding_model_id": "m", "items": [{"object_id": "a", "payload": {"x": -Infinity}}]}', "Infinity is not"),
+        ('{"embedding_model_id": "m", "items": [{"object_id": "a", "payload": {"x": 1e400}}]}', "1e400 is out of"),
+        ('{"embedding_model_id": "m", "items": [{"object_id": "a", "payload": {"x": -1e400}}]}', "out of range"),
+        ('{"embedding_model_id": "m", "items": [], "n": ' + "9" * 4_301 + "}", "4301 digits is too long"),
+        ("[" * 10_000 + "]" * 10_000, "nesting is deeper than 64 levels"),
+        ('{"a": ' * 10_000 + "1" + "}" * 10_000, "nesting is deeper than 64 levels"),
+        ("[" * 65 + "]" * 65, "nesting is deeper than 64 levels"),
+    ],
+)
+def test_invalid_json_is_400_saying_what_is_wrong(stack: InProcessStack, raw: str, reason: str) -> None:
+    status, error = refused(stack, "POST", RUN, raw_body=raw)
+    assert status == 400, error
+    assert error["code"] == "invalid_json"
+    assert error["message"].startswith("Request body is not valid JSON: ")
+    assert reason in error["message"], error["message"]
+
+
+def test_64_levels_of_nesting_are_valid_json(stack: InProcessStack) -> None:
+    deep = "[" * 60 + "]" * 60  # under body, items, item and payload: 64 levels
+    raw = '{"embedding_model_id": "local-hash-384", "items": [{"object_id": "a", "payload": {"d": ' + deep + "}}]}"
+    status, _ = stack.request("POST", RUN, raw_body=raw)
+    assert status == 202
+    too_deep = raw.replace(deep, "[" + deep + "]")
+    assert stack.request("POST", RUN, raw_body=too_deep)[0] == 400
+
+
+# -- task_id in a query ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/internal/upsertion-tasks/info"),
+        ("PUT", "/internal/deletion-tasks/cancel"),
+        ("PUT", "/internal/upsertion-tasks/restart"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("task_id", "kind"), [("has%20space", "string_pattern_mismatch"), ("x" * 129, "string_too_long")]
+)
+def test_task_id_in_a_query_follows_the_body_rule(
+    stack: InProcessStack, method: str, path: str, task_id: str, kind: str
+) -> None:
+    status, error = refused(stack, method, path, query=f"task_id={task_id}")
+    assert status == 422
+    assert fields(error) == {"query.task_id": kind}
+
+
+@pytest.mark.parametrize("query", ["failures_offset=-1", "failures_limit=0", "failures_limit=1001"])
+def test_info_rejects_bad_failure_paging(stack: InProcessStack, query: str) -> None:
+    status, error = refused(stack, "GET", "/internal/upsertion-tasks/info", query=f"task_id=x&{query}")
+    assert status == 422
+    assert list(fields(error)) == [f"query.{query.split('=')[0]}"]

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from localstack_client.session import Session
 
-from tests.e2e.conftest import REPO, RunningStack
 from tests.support.docker import docker_engine_answers
 from tests.support.http import HttpClient
+from tests.support.local_stack import REPO, RunningStack
 
 ENDPOINT = os.environ.get("LOCALSTACK_ENDPOINT", "http://127.0.0.1:4566")
 STACK = "vector-ingestion-localstack"

@@ -55,14 +55,36 @@ class InProcessStack:
     def table_name(self) -> str:
         return self.template.physical["TaskTable"]["Ref"]
 
-    def request(
-        self, method: str, path: str, query: str = "", body: Any = None, raw_body: str | None = None
-    ) -> tuple[int, dict[str, Any]]:
-        """What API Gateway would do with the request: route it, invoke the function, decode."""
+    def invoke(
+        self,
+        method: str,
+        path: str,
+        query: str = "",
+        body: Any = None,
+        raw_body: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """What API Gateway would do with the request: route it, invoke the function; the
+        answer (statusCode, headers, body as text): the function's, or API Gateway's own where Lambda
+        refuses or cuts the invocation."""
         text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
-        event = proxy_event(method, path, query, {"Content-Type": "application/json"}, text, "dev")
-        status, _, answer = integrate(self.routes[(method, path)], event)
-        return status, json.loads(answer)
+        sent = {"Content-Type": "application/json"} if headers is None else headers
+        event = proxy_event(method, path, query, sent, text, "dev")
+        status, answer_headers, answer = integrate(self.routes[(method, path)], event)
+        return {"statusCode": status, "headers": answer_headers, "body": answer}
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: str = "",
+        body: Any = None,
+        raw_body: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """The request through `invoke`, its body decoded."""
+        result = self.invoke(method, path, query, body, raw_body, headers)
+        return int(result["statusCode"]), json.loads(result["body"])
 
     def run_upsertion(self, model: str, task_id: str, texts: list[str]) -> dict[str, Any]:
         """Create an upsertion task of one item per text, deliver everything, return the task."""

@@ -26,6 +26,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
+from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
     ChunkOutcome,
@@ -36,6 +37,7 @@ from vector_tasks.domain.model import (
     TaskKind,
     TaskPage,
     TaskStatus,
+    cap_failure_detail,
     item_object_id,
 )
 
@@ -175,14 +177,23 @@ class DynamoTaskStore:
             return existing
         return None
 
-    def get_task(self, kind: TaskKind, task_id: str, with_failures: bool = False) -> Task | None:
+    def get_task(
+        self,
+        kind: TaskKind,
+        task_id: str,
+        with_failures: bool = False,
+        failures_offset: int = 0,
+        failures_limit: int = FAILURES_DEFAULT_LIMIT,
+    ) -> Task | None:
+        """The task; with_failures adds one page of its current attempt's failures (in chunk
+        order) and the offset of the next page."""
         response = self._table.get_item(Key={"pk": task_pk(kind, task_id), "sk": TASK_SK}, ConsistentRead=True)
         item = response.get("Item")
         if item is None:
             return None
         task = self._task_from(item)
         if with_failures:
-            task.failures = self._failures_of(task)
+            task.failures, task.failures_next_offset = self._failure_page(task, failures_offset, failures_limit)
         return task
 
     def _current_failures(self, task: Task) -> dict[int, list[tuple[str, str]]]:
@@ -199,9 +210,33 @@ class DynamoTaskStore:
                 )
         return recorded
 
-    def _failures_of(self, task: Task) -> list[ItemFailure]:
-        recorded = self._current_failures(task)
-        return [ItemFailure(oid, detail) for number in sorted(recorded) for oid, detail in recorded[number]]
+    def _failure_page(self, task: Task, offset: int, limit: int) -> tuple[list[ItemFailure], int | None]:
+        """Failures [offset, offset + limit) of the current attempt and the next page's offset.
+
+        One query of the task's RESULT items (what any page needs); each records how many
+        failures it holds, so only the chunks that overlap the page are decompressed.
+        """
+        results = sorted(
+            (int(str(item["sk"]).rsplit("#", 1)[1]), item)
+            for item in self._query_all(
+                KeyConditionExpression=Key("pk").eq(task_pk(task.kind, task.task_id))
+                & Key("sk").begins_with("RESULT#"),
+                ConsistentRead=True,
+            )
+            if int(item["attempt"]) == task.attempt
+        )
+        page: list[ItemFailure] = []
+        start = 0  # index of the chunk's first failure among all of the attempt's failures
+        for _, item in results:
+            count = int(item.get("failed", 0))
+            if count and "failures" in item and start + count > offset and len(page) < limit:
+                failures = _unpack(item["failures"])
+                first = max(offset - start, 0)
+                for oid, detail in failures[first : first + limit - len(page)]:
+                    page.append(ItemFailure(oid, cap_failure_detail(detail)))
+            start += count
+        next_offset = offset + limit if offset + limit < start else None
+        return page, next_offset
 
     def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -354,7 +389,8 @@ class DynamoTaskStore:
             "failed": len(outcome.failures),
         }
         if outcome.failures:
-            result["failures"] = _pack([[f.object_id, f.detail] for f in outcome.failures])
+            # Each detail is capped here, where every failure is recorded (see cap_failure_detail).
+            result["failures"] = _pack([[f.object_id, cap_failure_detail(f.detail)] for f in outcome.failures])
         transaction = [
             {
                 "Put": {

@@ -17,3 +17,9 @@ CHUNK_MAX_BYTES = 300 * 1024
 
 LIST_DEFAULT_LIMIT = 20
 LIST_MAX_LIMIT = 100
+
+# Failures of a task are answered a page at a time (info's failures_offset / failures_limit).
+FAILURES_DEFAULT_LIMIT = 1_000
+FAILURES_MAX_LIMIT = 1_000
+# One failure's detail, as stored and answered (see `cap_failure_detail`).
+MAX_FAILURE_DETAIL_CHARS = 1_000

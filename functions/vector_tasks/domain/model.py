@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from vector_tasks.domain.limits import MAX_FAILURE_DETAIL_CHARS
 
 
 class TaskStatus(enum.StrEnum):
@@ -33,6 +36,36 @@ Item = dict[str, Any] | str
 
 def item_object_id(item: Item) -> str:
     return item if isinstance(item, str) else str(item["object_id"])
+
+
+TRUNCATED_MARKER = " [truncated]"
+
+
+def _escaped_size(text: str) -> int:
+    return len(json.dumps(text)) - 2  # ASCII-escaped, as the API serialises it
+
+
+def cap_failure_detail(detail: str) -> str:
+    """A failure's detail cut to at most MAX_FAILURE_DETAIL_CHARS bytes of ASCII-escaped JSON
+    (so at most that many characters), ending in TRUNCATED_MARKER when it was cut.
+
+    Why: one info page holds up to FAILURES_MAX_LIMIT (1,000) failures and must stay under
+    Lambda's 6 MB response limit whatever the details say. An object_id is at most 512 bytes of
+    UTF-8, at most 3,072 bytes of JSON (control characters escape to six); a capped detail is at
+    most 1,000. Even with the Lambda envelope escaping the body once more, a page of 1,000 such
+    failures is < 5.7 MB. Applied where failures are recorded (`DynamoTaskStore.record_chunk`)
+    and again where they are read (`DynamoTaskStore._failure_page`), so details stored before
+    the cap existed are bounded too.
+    """
+    if len(detail) <= MAX_FAILURE_DETAIL_CHARS // 12 or _escaped_size(detail) <= MAX_FAILURE_DETAIL_CHARS:
+        return detail
+    budget = MAX_FAILURE_DETAIL_CHARS - len(TRUNCATED_MARKER)
+    used = 0
+    for index, char in enumerate(detail):
+        used += _escaped_size(char)
+        if used > budget:
+            return detail[:index] + TRUNCATED_MARKER
+    return detail  # unreachable: the whole detail was over the limit
 
 
 @dataclass(frozen=True)
@@ -93,6 +126,8 @@ class Task:
     dispatched: bool = False
     # Loaded only when a caller asks for the full task (info), never for listings.
     failures: list[ItemFailure] | None = field(default=None)
+    # With `failures`: the offset of the next page of failures, None on the last page.
+    failures_next_offset: int | None = None
 
     @property
     def progress(self) -> Progress:

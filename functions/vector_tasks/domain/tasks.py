@@ -6,6 +6,7 @@ import uuid
 
 from vector_tasks.domain.chunking import request_fingerprint, split_into_chunks
 from vector_tasks.domain.errors import TaskIdConflict, TaskNotFound
+from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import ChunkRef, Item, Task, TaskKind, TaskPage, TaskStatus, utc_now
 from vector_tasks.domain.ports import TaskStore, WorkQueue
 from vector_tasks.embedding.registry import ModelRegistry
@@ -57,8 +58,13 @@ class TaskService:
         task.failures = []
         return task, existing is None
 
-    def get(self, kind: TaskKind, task_id: str) -> Task:
-        task = self._store.get_task(kind, task_id, with_failures=True)
+    def get(
+        self, kind: TaskKind, task_id: str, failures_offset: int = 0, failures_limit: int = FAILURES_DEFAULT_LIMIT
+    ) -> Task:
+        """The task with one page of its current attempt's failures."""
+        task = self._store.get_task(
+            kind, task_id, with_failures=True, failures_offset=failures_offset, failures_limit=failures_limit
+        )
         if task is None:
             raise TaskNotFound(kind.value, task_id)
         return task

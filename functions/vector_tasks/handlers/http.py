@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -25,12 +27,89 @@ from vector_tasks.domain.errors import (
     TransitionStillRunning,
     UnknownEmbeddingModel,
 )
-from vector_tasks.domain.limits import MAX_REQUEST_BODY_BYTES
+from vector_tasks.domain.limits import MAX_REQUEST_BODY_BYTES, MAX_TASK_ID_LENGTH, TASK_ID_PATTERN
 from vector_tasks.domain.model import TaskStatus
 from vector_tasks.models.api import ErrorBody, ErrorDetail, ErrorResponse
 from vector_tasks.observability import logger, metrics, tracer
 
-TaskIdQuery = Annotated[str, Query(min_length=1, description="The task's id")]
+# Same rule as task_id in a create body.
+TaskIdQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=MAX_TASK_ID_LENGTH,
+        pattern=TASK_ID_PATTERN,
+        description="The task's id: 1..128 characters of A-Z a-z 0-9 . _ : -",
+    ),
+]
+
+JSON_MEDIA_TYPE = "application/json"
+MAX_JSON_DEPTH = 64
+
+
+# -- request bodies --------------------------------------------------------------------------
+
+
+def _refuse(message: str, doc: str, pos: int = 0) -> json.JSONDecodeError:
+    return json.JSONDecodeError(message, doc, pos)
+
+
+def _nesting_depth_over(value: Any, limit: int) -> bool:
+    """Whether arrays/objects nest deeper than `limit` (iterative: never recurses itself)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        children = current.values() if isinstance(current, dict) else current if isinstance(current, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def strict_json_loads(text: str | bytes | bytearray) -> Any:
+    """JSON as RFC 8259 has it, within limits; anything else raises JSONDecodeError, which the
+    resolver's validation turns into RequestValidationError `json_invalid` (400 invalid_json).
+
+    Refused: NaN / Infinity / -Infinity (not JSON), numbers that overflow a float (1e400),
+    integers past Python's digit limit, and nesting deeper than MAX_JSON_DEPTH.
+    """
+    doc = text.decode() if isinstance(text, bytes | bytearray) else text
+
+    def constant(name: str) -> Any:
+        raise _refuse(f"{name} is not a JSON value", doc, doc.find(name))
+
+    def real(literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value):
+            raise _refuse(f"number {literal[:40]} is out of range", doc, doc.find(literal))
+        return value
+
+    def integer(literal: str) -> int:
+        try:
+            return int(literal)
+        except ValueError as exc:  # past sys.get_int_max_str_digits()
+            raise _refuse(f"integer of {len(literal.lstrip('-'))} digits is too long", doc, doc.find(literal)) from exc
+
+    try:
+        value = json.loads(doc, parse_constant=constant, parse_float=real, parse_int=integer)
+    except RecursionError as exc:
+        raise _refuse(f"nesting is deeper than {MAX_JSON_DEPTH} levels", doc) from exc
+    if _nesting_depth_over(value, MAX_JSON_DEPTH):
+        raise _refuse(f"nesting is deeper than {MAX_JSON_DEPTH} levels", doc)
+    return value
+
+
+def _media_type(headers: dict[str, Any] | None) -> str | None:
+    """The request's media type, lower-cased without parameters; None when it has none."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "content-type" and value is not None:
+            return str(value).split(";", 1)[0].strip().lower()
+    return None
+
+
+# -- responses -------------------------------------------------------------------------------
 
 # Each domain error is one status and one stable code; never decided from message text.
 DOMAIN_ERRORS: dict[type[DomainError], tuple[HTTPStatus, str]] = {
@@ -57,8 +136,23 @@ def error_responses(*statuses: HTTPStatus) -> dict[int, Any]:
     }
 
 
+# What any route of ours can answer besides its own statuses (API Gateway's own answers, 403,
+# 413, 502 and 504, are added to every operation in `handlers.openapi`).
+COMMON_ERRORS = (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+
+def route_responses(success: dict[int, tuple[str, Any]], *errors: HTTPStatus) -> dict[int, Any]:
+    """Every status a route answers, for OpenAPI. Powertools documents no 200 of its own once
+    `responses` is given, so the successes are listed here with their models."""
+    documented: dict[int, Any] = {
+        status: {"description": description, "content": {"application/json": {"model": model}}}
+        for status, (description, model) in success.items()
+    }
+    return {**documented, **error_responses(*sorted({*errors, *COMMON_ERRORS}))}
+
+
 def build_resolver(*routers: Router) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=strict_json_loads)
     for router in routers:
         app.include_router(router)
 
@@ -86,8 +180,13 @@ def build_resolver(*routers: Router) -> APIGatewayRestResolver:
             )
             for e in errors
         ]
-        if any(e.get("type") == "json_invalid" for e in errors):
-            body = ErrorBody(code="invalid_json", message="Request body is not valid JSON", request_id=request_id())
+        invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
+        if invalid_json:
+            reason = (invalid_json[0].get("ctx") or {}).get("error") or "malformed"
+            location = invalid_json[0].get("loc", ())
+            where = f" (at character {location[1]})" if len(location) > 1 and location[1] else ""
+            message = f"Request body is not valid JSON: {reason}{where}"
+            body = ErrorBody(code="invalid_json", message=message, request_id=request_id())
             return respond(HTTPStatus.BAD_REQUEST, body)
         message = "; ".join(f"{d.field}: {d.reason}" for d in details[:5])
         body = ErrorBody(code="validation_error", message=message, request_id=request_id(), details=details)
@@ -119,13 +218,26 @@ def entry_point(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Lambda
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        size = len((event.get("body") or "").encode())
+        request_id = (event.get("requestContext") or {}).get("requestId")
+
+        def refuse(status: HTTPStatus, code: str, message: str) -> dict[str, Any]:
+            code_value, text = _error_json(status, ErrorBody(code=code, message=message, request_id=request_id))
+            return {"statusCode": code_value, "headers": {"Content-Type": JSON_MEDIA_TYPE}, "body": text}
+
+        size = len((event.get("body") or "").encode(errors="surrogatepass"))
         if size > MAX_REQUEST_BODY_BYTES:
-            exc = RequestTooLarge(size, MAX_REQUEST_BODY_BYTES)
-            request_id = (event.get("requestContext") or {}).get("requestId")
             status, code = DOMAIN_ERRORS[RequestTooLarge]
-            code_value, text = _error_json(status, ErrorBody(code=code, message=exc.message, request_id=request_id))
-            return {"statusCode": code_value, "headers": {"Content-Type": "application/json"}, "body": text}
+            return refuse(status, code, RequestTooLarge(size, MAX_REQUEST_BODY_BYTES).message)
+        # A body must be JSON; no Content-Type at all is read as JSON. Without a body the
+        # header says nothing (curl -X PUT -d '' sends a form type), so it is not judged.
+        media_type = _media_type(event.get("headers"))
+        if event.get("body") and media_type is not None and media_type != JSON_MEDIA_TYPE:
+            message = f"Content-Type {media_type or '(empty)'!r} is not supported; send {JSON_MEDIA_TYPE}"
+            return refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+        if media_type is not None:  # Powertools parses a body only under an exact "application/json"
+            headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+            multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+            event = {**event, "headers": {**headers, "Content-Type": JSON_MEDIA_TYPE}, "multiValueHeaders": multi}
         return app.resolve(event, context)
 
     return handler

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
-from vector_tasks.handlers.http import build_resolver, entry_point, error_responses
+from vector_tasks.handlers.http import build_resolver, entry_point, route_responses
 from vector_tasks.kinds import KIND_APIS, KindApi
 from vector_tasks.models.api import CreateTaskRequest
 from vector_tasks.observability import metrics
@@ -28,19 +28,16 @@ def _add_create_route(api: KindApi) -> None:
         summary=f"Create {api.kind.value} task",
         tags=[api.tag],
         status_code=HTTPStatus.ACCEPTED,
-        responses={
-            202: {"description": "Task created and queued", "content": {"application/json": {"model": task_model}}},
-            200: {
-                "description": "Same task_id and body as an existing task: that task",
-                "content": {"application/json": {"model": task_model}},
+        responses=route_responses(
+            {
+                202: ("Task created and queued", task_model),
+                200: ("Same task_id and body as an existing task: that task", task_model),
             },
-            **error_responses(
-                HTTPStatus.BAD_REQUEST,
-                HTTPStatus.CONFLICT,
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                HTTPStatus.UNPROCESSABLE_ENTITY,
-            ),
-        },
+            HTTPStatus.BAD_REQUEST,
+            HTTPStatus.CONFLICT,
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+        ),
     )
     def create(body: Annotated[request_model, Body()]) -> Response[task_model]:  # type: ignore[valid-type]
         request: CreateTaskRequest = body

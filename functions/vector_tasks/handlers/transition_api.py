@@ -9,15 +9,13 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from vector_tasks.domain.model import RestartScope
-from vector_tasks.handlers.http import TaskIdQuery, build_resolver, entry_point, error_responses
+from vector_tasks.handlers.http import TaskIdQuery, build_resolver, entry_point, route_responses
 from vector_tasks.kinds import KIND_APIS, KindApi
 from vector_tasks.wiring import task_transitions
 
 router = Router()
 
-_REFUSALS = error_responses(
-    HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.SERVICE_UNAVAILABLE
-)
+_REFUSALS = (HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.SERVICE_UNAVAILABLE)
 
 
 def _add_transition_routes(api: KindApi) -> None:
@@ -28,7 +26,9 @@ def _add_transition_routes(api: KindApi) -> None:
         operation_id=api.operation_id("cancel"),
         summary=f"Cancel {api.kind.value} task (pending or running; a canceled task is returned unchanged)",
         tags=[api.tag],
-        responses=_REFUSALS,
+        responses=route_responses(
+            {200: ("The task, canceled (or unchanged if it was); first page of its failures", task_model)}, *_REFUSALS
+        ),
     )
     def cancel(task_id: TaskIdQuery) -> task_model:  # type: ignore[valid-type]
         return task_model.from_task(task_transitions().cancel(api.kind, task_id))
@@ -38,7 +38,7 @@ def _add_transition_routes(api: KindApi) -> None:
         operation_id=api.operation_id("restart"),
         summary=f"Restart {api.kind.value} task (done, failed or canceled) as its next attempt",
         tags=[api.tag],
-        responses=_REFUSALS,
+        responses=route_responses({200: ("The task, pending as its next attempt", task_model)}, *_REFUSALS),
     )
     def restart(
         task_id: TaskIdQuery,

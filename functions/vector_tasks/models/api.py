@@ -30,7 +30,17 @@ def _object_id_bytes(value: str) -> str:
     return value
 
 
-ObjectId = Annotated[str, Field(min_length=1), AfterValidator(_object_id_bytes)]
+ObjectId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description=f"1..{MAX_OBJECT_ID_BYTES} bytes of UTF-8 (so at most {MAX_OBJECT_ID_BYTES} characters)",
+        # The limit is in bytes (checked below, error type object_id_too_long); the schema's
+        # maxLength states the character bound that follows from it.
+        json_schema_extra={"maxLength": MAX_OBJECT_ID_BYTES},
+    ),
+    AfterValidator(_object_id_bytes),
+]
 TaskId = Annotated[
     str,
     Field(
@@ -87,7 +97,9 @@ class CreateUpsertionTaskRequest(CreateTaskRequest):
 
 
 class CreateDeletionTaskRequest(CreateTaskRequest):
-    object_ids: list[ObjectId] = Field(min_length=1, max_length=MAX_ITEMS_PER_TASK)
+    object_ids: list[ObjectId] = Field(
+        min_length=1, max_length=MAX_ITEMS_PER_TASK, json_schema_extra={"uniqueItems": True}
+    )
 
     @field_validator("object_ids")
     @classmethod
@@ -109,9 +121,9 @@ class ItemFailureOut(BaseModel):
 
 
 class ProgressOut(BaseModel):
-    total: int
-    succeeded: int
-    failed: int
+    total: int = Field(ge=0)
+    succeeded: int = Field(ge=0)
+    failed: int = Field(ge=0)
     pending: int
 
 
@@ -121,10 +133,10 @@ class TaskSummary(BaseModel):
     id: str
     embedding_model_id: str
     status: TaskStatus
-    created_at: str = Field(description="RFC 3339, UTC")
-    updated_at: str = Field(description="RFC 3339, UTC")
+    created_at: str = Field(description="RFC 3339, UTC", json_schema_extra={"format": "date-time"})
+    updated_at: str = Field(description="RFC 3339, UTC", json_schema_extra={"format": "date-time"})
     progress: ProgressOut
-    attempt: int = Field(description="1 + the number of restarts")
+    attempt: int = Field(ge=1, description="1 + the number of restarts")
     error: str | None = Field(description="Why the task could not be carried out, when it could not")
 
     @classmethod
@@ -151,10 +163,22 @@ class TaskDetail(TaskSummary):
 
     failures_field: ClassVar[str]
 
+    failures_next_offset: int | None = Field(
+        ge=0,
+        description="failures_offset of the next page of failures, or null on the last page "
+        "(progress.failed is the total)",
+    )
+
     @classmethod
     def from_task(cls, task: Task) -> TaskDetail:
         failures = [ItemFailureOut(object_id=f.object_id, detail=f.detail) for f in task.failures or []]
-        return cls.model_validate({**cls.common_fields(task), cls.failures_field: failures})
+        return cls.model_validate(
+            {
+                **cls.common_fields(task),
+                cls.failures_field: failures,
+                "failures_next_offset": task.failures_next_offset,
+            }
+        )
 
 
 class UpsertionTask(TaskDetail):
@@ -169,9 +193,9 @@ class DeletionTask(TaskDetail):
 
 class TaskList(BaseModel):
     tasks: list[TaskSummary]
-    offset: int
-    limit: int = Field(le=LIST_MAX_LIMIT)
-    next_offset: int | None = Field(description="Offset of the next page, or null on the last page")
+    offset: int = Field(ge=0)
+    limit: int = Field(ge=1, le=LIST_MAX_LIMIT)
+    next_offset: int | None = Field(ge=0, description="Offset of the next page, or null on the last page")
 
 
 class ErrorDetail(BaseModel):
