@@ -17,7 +17,7 @@ LOCALSTACK := .venv-localstack
 # Written by `make run` at start: each function's environment pointing at that stack.
 SAM_ENV_FILE ?= .devstack/sam-env.json
 
-.PHONY: help setup tools minilm run run-minilm benchmark-minilm test test-fast test-localstack test-aws lint format validate build invoke deploy openapi clean
+.PHONY: help setup tools minilm run run-minilm benchmark-minilm coldstart test test-fast test-localstack test-aws lint format validate build invoke deploy openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ run-minilm: minilm ## The local stack from .venv-minilm, so the local-minilm mod
 
 benchmark-minilm: minilm ## Raw MiniLM encode vs end-to-end upsertion throughput, and their ratio
 	$(MINILM)/bin/python -m benchmarks.minilm_throughput
+
+coldstart: setup ## Per function of template.yaml: import time of its handler module (best of 5) and the heavy packages it loads
+	$(BIN)/python -m benchmarks.coldstart
 
 test: setup tools node_modules/.installed ## Run every test tier that can run here, template checks included
 	$(BIN)/pytest --ignore=tests/contract $(PYTEST_ARGS)
