@@ -159,12 +159,12 @@ def main() -> int:
 
     from devstack.stack import LocalStack, StackConfig
     from vector_tasks.domain.errors import TaskCannotRun, UnknownEmbeddingModel
-    from vector_tasks.embedding.registry import default_registry
+    from vector_tasks.domain.registry import default_registry
 
     try:
         spec = default_registry().get(MODEL_ID)
     except UnknownEmbeddingModel as exc:
-        raise SystemExit(f"{exc.message}: functions/vector_tasks/embedding/models.json has no '{MODEL_ID}'") from exc
+        raise SystemExit(f"{exc.message}: functions/vector_tasks/domain/models.json has no '{MODEL_ID}'") from exc
     texts = sentences(args.items, args.seed)
     words = sum(len(t.split()) for t in texts) / len(texts)
 

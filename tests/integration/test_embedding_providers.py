@@ -16,7 +16,7 @@ from tests.support.in_process import InProcessStack
 from vector_tasks import wiring
 from vector_tasks.adapters.embedders.bedrock import TitanV2Embedder
 from vector_tasks.adapters.retry import RetryPolicy
-from vector_tasks.embedding.registry import EmbeddingModelSpec
+from vector_tasks.domain.registry import EmbeddingModelSpec
 
 MODEL = "titan-v2-1024"
 

@@ -33,9 +33,9 @@ from vector_tasks.domain.actions import DeleteChunk, UpsertChunk
 from vector_tasks.domain.errors import InvalidTransition, NothingToRetry
 from vector_tasks.domain.model import RestartScope, TaskKind, TaskStatus
 from vector_tasks.domain.processing import ChunkProcessor
+from vector_tasks.domain.registry import default_registry
 from vector_tasks.domain.tasks import TaskService
 from vector_tasks.domain.transitions import TaskTransitions
-from vector_tasks.embedding.registry import default_registry
 from vector_tasks.models.messages import ChunkMessage
 
 ROUNDS = 8

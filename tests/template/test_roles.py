@@ -16,7 +16,7 @@ from devstack.template import LOCAL_PSEUDO_PARAMETERS, Template, load_template
 # Resources outside the stack that the code calls, as written in template.yaml (after Fn::Sub of
 # the pseudo parameters only).
 EXTERNAL = {
-    "bedrock": [  # the registered Bedrock models (embedding/models.json)
+    "bedrock": [  # the registered Bedrock models (domain/models.json)
         r"arn:\$\{AWS::Partition\}:bedrock:\$\{AWS::Region\}::foundation-model/amazon\.titan-embed-text-v2:0",
         r"arn:\$\{AWS::Partition\}:bedrock:\$\{AWS::Region\}::foundation-model/cohere\.embed-\*",
     ],

@@ -21,7 +21,7 @@ from vector_tasks.adapters.embedders.bedrock import CohereV3Embedder, TitanV2Emb
 from vector_tasks.adapters.embedders.sagemaker import SageMakerEmbedder
 from vector_tasks.adapters.retry import RetryPolicy
 from vector_tasks.domain.errors import TaskCannotRun
-from vector_tasks.embedding.registry import EmbeddingModelSpec, default_registry
+from vector_tasks.domain.registry import EmbeddingModelSpec, default_registry
 
 LATER = time.monotonic() + 3600
 NO_WAIT = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0)

@@ -10,8 +10,8 @@ import pytest
 from vector_tasks.adapters.embedders import embedder_for
 from vector_tasks.adapters.embedders.hashing import NO_WORDS, HashingEmbedder
 from vector_tasks.domain.errors import UnknownEmbeddingModel
-from vector_tasks.embedding.registry import EmbeddingModelSpec, ModelRegistry, default_registry
-from vector_tasks.embedding.vectorize import vectorize
+from vector_tasks.domain.registry import EmbeddingModelSpec, ModelRegistry, default_registry
+from vector_tasks.domain.vectorize import vectorize
 
 DEADLINE = time.monotonic() + 3600
 

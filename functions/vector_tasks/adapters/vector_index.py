@@ -23,8 +23,8 @@ from opensearchpy.helpers.signer import RequestsAWSV4SignerAuth
 
 from vector_tasks.adapters.retry import OutOfTime, RetryPolicy
 from vector_tasks.domain.model import ItemFailure
-from vector_tasks.embedding.registry import EmbeddingModelSpec
-from vector_tasks.embedding.vectorize import VectorDocument
+from vector_tasks.domain.registry import EmbeddingModelSpec
+from vector_tasks.domain.vectorize import VectorDocument
 
 NOT_FOUND_DETAIL = "Object not found in index"
 VECTOR_FIELD = "embedding"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from vector_tasks.domain.embedder import TextEmbedder
 from vector_tasks.domain.errors import TaskCannotRun, UnknownEmbeddingModel
 from vector_tasks.domain.model import ChunkOutcome, Item, Task, item_object_id
 from vector_tasks.domain.ports import VectorIndex
-from vector_tasks.embedding.embedder import TextEmbedder
-from vector_tasks.embedding.registry import EmbeddingModelSpec, InputSource, ModelRegistry
-from vector_tasks.embedding.vectorize import vectorize
+from vector_tasks.domain.registry import EmbeddingModelSpec, InputSource, ModelRegistry
+from vector_tasks.domain.vectorize import vectorize
 
 
 def _model_of(registry: ModelRegistry, task: Task) -> EmbeddingModelSpec:

@@ -17,8 +17,8 @@ from vector_tasks.domain.model import (
     TaskPage,
     TaskStatus,
 )
-from vector_tasks.embedding.registry import EmbeddingModelSpec
-from vector_tasks.embedding.vectorize import VectorDocument
+from vector_tasks.domain.registry import EmbeddingModelSpec
+from vector_tasks.domain.vectorize import VectorDocument
 
 
 class TaskStore(Protocol):

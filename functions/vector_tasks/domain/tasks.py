@@ -9,7 +9,7 @@ from vector_tasks.domain.errors import TaskIdConflict, TaskNotFound
 from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import ChunkRef, Item, Task, TaskKind, TaskPage, TaskStatus, utc_now
 from vector_tasks.domain.ports import TaskStore, WorkQueue
-from vector_tasks.embedding.registry import ModelRegistry
+from vector_tasks.domain.registry import ModelRegistry
 
 
 class TaskService:

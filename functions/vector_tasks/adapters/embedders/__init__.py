@@ -1,4 +1,4 @@
-"""Embedding providers, one per `provider` of a registered model (embedding/models.json)."""
+"""Embedding providers, one per `provider` of a registered model (domain/models.json)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from botocore.config import Config
 from vector_tasks.adapters.embedders.bedrock import CohereV3Embedder, TitanV2Embedder
 from vector_tasks.adapters.embedders.hashing import HashingEmbedder
 from vector_tasks.adapters.embedders.sagemaker import SageMakerEmbedder
-from vector_tasks.embedding.embedder import TextEmbedder
-from vector_tasks.embedding.registry import EmbeddingModelSpec
+from vector_tasks.domain.embedder import TextEmbedder
+from vector_tasks.domain.registry import EmbeddingModelSpec
 
 # Retries are ours (with the worker's time budget); botocore's own would multiply them.
 _RUNTIME_CONFIG = Config(

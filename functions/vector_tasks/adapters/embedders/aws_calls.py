@@ -17,7 +17,7 @@ from botocore.exceptions import (
 
 from vector_tasks.adapters.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from vector_tasks.domain.errors import TaskCannotRun
-from vector_tasks.embedding.registry import EmbeddingModelSpec
+from vector_tasks.domain.registry import EmbeddingModelSpec
 
 T = TypeVar("T")
 

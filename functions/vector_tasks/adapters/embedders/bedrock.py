@@ -11,7 +11,7 @@ import numpy as np
 from botocore.exceptions import ClientError
 
 from vector_tasks.adapters.embedders.aws_calls import RuntimeEmbedder, check_dimension, error_code, error_message
-from vector_tasks.embedding.embedder import EmbedOutcome
+from vector_tasks.domain.embedder import EmbedOutcome
 
 # A request the model refuses for what is in it (too long, empty): that text fails, not the task.
 _REJECTED_INPUT = "ValidationException"

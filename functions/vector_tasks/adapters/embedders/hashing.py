@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from vector_tasks.embedding.embedder import EmbedOutcome
+from vector_tasks.domain.embedder import EmbedOutcome
 
 _WORD = re.compile(r"\w+")
 NO_WORDS = "has no words to embed"

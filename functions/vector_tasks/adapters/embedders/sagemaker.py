@@ -20,7 +20,7 @@ from vector_tasks.adapters.embedders.aws_calls import (
     error_message,
     unusable,
 )
-from vector_tasks.embedding.embedder import EmbedOutcome
+from vector_tasks.domain.embedder import EmbedOutcome
 
 # The container answered 4xx for the request's content.
 _REJECTED_INPUT = "ModelError"

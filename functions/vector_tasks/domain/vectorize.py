@@ -1,4 +1,4 @@
-"""Turning upsertion items into vectors with a registered model, item by item.
+"""The input rules: turning upsertion items into vectors with a registered model, item by item.
 
 An item that cannot be embedded becomes an ItemFailure whose detail says what to fix;
 the other items of the chunk go on.
@@ -10,9 +10,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from vector_tasks.domain.embedder import TextEmbedder
 from vector_tasks.domain.model import ItemFailure
-from vector_tasks.embedding.embedder import TextEmbedder
-from vector_tasks.embedding.registry import EmbeddingModelSpec, InputSource
+from vector_tasks.domain.registry import EmbeddingModelSpec, InputSource
 
 
 @dataclass(frozen=True)

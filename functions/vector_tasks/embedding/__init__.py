@@ -1,1 +1,0 @@
-"""Deployed embedding models: the registry and the providers that turn items into vectors."""
