@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import pytest
 
 from tests.support.in_process import InProcessStack
+from vector_tasks.domain.errors import DomainError, TaskNotFound
 from vector_tasks.domain.tasks import TaskService
+from vector_tasks.observability import logger
 
 RUN = "/internal/upsertion-tasks/run"
 DELETE_RUN = "/internal/deletion-tasks/run"
@@ -166,6 +169,47 @@ def test_an_unexpected_error_is_500_without_internals(stack: InProcessStack, mon
     assert status == 500
     assert error["code"] == "internal_error"
     assert "secret" not in json.dumps(error)
+
+
+class UnlistedDomainError(DomainError):
+    """A domain error the HTTP error table does not list."""
+
+
+class DeletedTaskNotFound(TaskNotFound):
+    """A subclass of a listed error, not listed itself."""
+
+
+def test_a_domain_error_the_table_does_not_list_is_500_and_logged_with_its_traceback(
+    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_: Any, **__: Any) -> None:
+        raise UnlistedDomainError("secret domain detail")
+
+    monkeypatch.setattr(TaskService, "get", refuse)
+    output = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", output)
+    status, error = refused(stack, "GET", "/internal/upsertion-tasks/info", query="task_id=x")
+    assert status == 500
+    assert error["code"] == "internal_error"
+    assert "secret" not in json.dumps(error)
+    logged = [json.loads(line) for line in output.getvalue().splitlines() if line.startswith("{")]
+    unhandled = [entry for entry in logged if entry.get("message") == "Unhandled error"]
+    assert len(unhandled) == 1
+    assert unhandled[0]["exception_name"] == "UnlistedDomainError"
+    assert "Traceback" in unhandled[0]["exception"]
+
+
+def test_a_subclass_of_a_listed_domain_error_answers_as_its_parent(
+    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_: Any, **__: Any) -> None:
+        raise DeletedTaskNotFound("upsertion", "x")
+
+    monkeypatch.setattr(TaskService, "get", refuse)
+    status, error = refused(stack, "GET", "/internal/upsertion-tasks/info", query="task_id=x")
+    assert status == 404
+    assert error["code"] == "task_not_found"
+    assert error["message"] == "No upsertion task with task_id 'x'"
 
 
 def test_a_lone_surrogate_in_an_item_is_422_naming_it(stack: InProcessStack) -> None:

@@ -125,6 +125,15 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[HTTPStatus, str]] = {
 }
 
 
+def domain_error_status(exc: DomainError) -> tuple[HTTPStatus, str] | None:
+    """The status and code of the nearest class in `exc`'s hierarchy that DOMAIN_ERRORS lists;
+    None when none is (such an error is answered 500 internal_error)."""
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERRORS:
+            return DOMAIN_ERRORS[cls]
+    return None
+
+
 def _error_json(status: HTTPStatus, body: ErrorBody) -> tuple[int, str]:
     return status.value, ErrorResponse(error=body).model_dump_json(exclude_none=True)
 
@@ -164,9 +173,20 @@ def build_resolver(*routers: Router) -> APIGatewayRestResolver:
         code, text = _error_json(status, body)
         return Response(status_code=code, content_type="application/json", body=text)
 
+    @app.exception_handler(Exception)
+    def unexpected(exc: Exception) -> Response[str]:
+        logger.exception("Unhandled error")
+        message = "Internal error; quote the request_id when reporting it"
+        return respond(
+            HTTPStatus.INTERNAL_SERVER_ERROR, ErrorBody(code="internal_error", message=message, request_id=request_id())
+        )
+
     @app.exception_handler(DomainError)
     def domain_error(exc: DomainError) -> Response[str]:
-        status, code = DOMAIN_ERRORS.get(type(exc), (HTTPStatus.BAD_REQUEST, "bad_request"))
+        mapped = domain_error_status(exc)
+        if mapped is None:  # a domain error no route should let out: a fault of ours, not the caller's
+            return unexpected(exc)
+        status, code = mapped
         current = TaskStatus(exc.status) if isinstance(exc, InvalidTransition) else None
         logger.info("Request refused", extra={"code": code, "reason": exc.message})
         return respond(status, ErrorBody(code=code, message=exc.message, request_id=request_id(), status=current))
@@ -198,14 +218,6 @@ def build_resolver(*routers: Router) -> APIGatewayRestResolver:
         message = f"No route for {event.http_method} {event.path}"
         return respond(
             HTTPStatus.NOT_FOUND, ErrorBody(code="route_not_found", message=message, request_id=request_id())
-        )
-
-    @app.exception_handler(Exception)
-    def unexpected(exc: Exception) -> Response[str]:
-        logger.exception("Unhandled error")
-        message = "Internal error; quote the request_id when reporting it"
-        return respond(
-            HTTPStatus.INTERNAL_SERVER_ERROR, ErrorBody(code="internal_error", message=message, request_id=request_id())
         )
 
     return app
