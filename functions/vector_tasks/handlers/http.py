@@ -173,19 +173,23 @@ def build_resolver(*routers: Router) -> APIGatewayRestResolver:
         code, text = _error_json(status, body)
         return Response(status_code=code, content_type="application/json", body=text)
 
-    @app.exception_handler(Exception)
-    def unexpected(exc: Exception) -> Response[str]:
+    def internal_error() -> Response[str]:
+        """500 without internals; the log line has the traceback of the exception being handled."""
         logger.exception("Unhandled error")
         message = "Internal error; quote the request_id when reporting it"
         return respond(
             HTTPStatus.INTERNAL_SERVER_ERROR, ErrorBody(code="internal_error", message=message, request_id=request_id())
         )
 
+    @app.exception_handler(Exception)
+    def unexpected(_: Exception) -> Response[str]:
+        return internal_error()
+
     @app.exception_handler(DomainError)
     def domain_error(exc: DomainError) -> Response[str]:
         mapped = domain_error_status(exc)
         if mapped is None:  # a domain error no route should let out: a fault of ours, not the caller's
-            return unexpected(exc)
+            return internal_error()
         status, code = mapped
         current = TaskStatus(exc.status) if isinstance(exc, InvalidTransition) else None
         logger.info("Request refused", extra={"code": code, "reason": exc.message})
