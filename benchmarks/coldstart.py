@@ -9,6 +9,7 @@ heavy packages the import loaded. Interpreter start-up is not counted; only the 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ HEAVY = {
     "numpy": "numpy",
     "opensearchpy": "opensearchpy",
     "boto3": "boto3",
+    "botocore": "botocore",
     "pydantic": "pydantic",
     "aws_lambda_powertools": "powertools",
     "aws_xray_sdk": "xray_sdk",
@@ -69,9 +71,11 @@ def function_environment(template: dict[str, Any], logical_id: str) -> dict[str,
     return {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", **env}
 
 
-def measure(function: str, module: str, env: dict[str, str], runs: int = RUNS) -> Measurement:
+def measure(
+    function: str, module: str, env: dict[str, str], runs: int = RUNS, functions_dir: Path = ROOT / "functions"
+) -> Measurement:
     base = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}
-    base["PYTHONPATH"] = str(ROOT / "functions")
+    base["PYTHONPATH"] = str(functions_dir)
     times: list[float] = []
     loaded: list[str] = []
     for _ in range(runs):
@@ -90,11 +94,16 @@ def measure(function: str, module: str, env: dict[str, str], runs: int = RUNS) -
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--functions", type=Path, default=ROOT / "functions", help="the package's parent folder (another checkout's)"
+    )
+    functions_dir: Path = parser.parse_args().functions.resolve()
     template = load_template()
     print(f"Import time of each function's handler module, best of {RUNS} fresh interpreters ({os.cpu_count()} cores)")
     print(f"{'function':<26} {'module':<38} {'import s':>8}  heavy packages loaded")
     for function, module in function_modules(template).items():
-        m = measure(function, module, function_environment(template, function))
+        m = measure(function, module, function_environment(template, function), functions_dir=functions_dir)
         print(f"{m.function:<26} {m.module:<38} {m.best_seconds:>8.3f}  {', '.join(m.loaded) or '-'}")
 
 
