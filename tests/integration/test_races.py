@@ -26,7 +26,8 @@ from opensearchpy import OpenSearch
 from devstack.stack import LocalStack, StackConfig
 from vector_tasks.adapters.embedders import embedder_for
 from vector_tasks.adapters.state_machines import StepFunctionsTransitions
-from vector_tasks.adapters.task_store import DynamoTaskStore, task_pk
+from vector_tasks.adapters.task_keys import task_pk
+from vector_tasks.adapters.task_store import DynamoTaskStore
 from vector_tasks.adapters.vector_index import OpenSearchVectorIndex
 from vector_tasks.adapters.work_queue import SqsWorkQueue
 from vector_tasks.domain.actions import DeleteChunk, UpsertChunk
