@@ -1,4 +1,4 @@
-"""Domain errors. `handlers.http_errors` maps each class to one HTTP status and error code."""
+"""Domain errors. `handlers/http.py` maps each class to one HTTP status and error code."""
 
 from __future__ import annotations
 
