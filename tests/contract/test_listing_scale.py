@@ -20,7 +20,7 @@ from .conftest import dynamodb_local_unavailable
 # Each test is collected and skipped with the reason where DynamoDB Local cannot run, so a
 # run without it reports skips rather than "no tests collected".
 _UNAVAILABLE = dynamodb_local_unavailable()
-pytestmark = [pytest.mark.contract, pytest.mark.skipif(_UNAVAILABLE is not None, reason=_UNAVAILABLE or "")]
+pytestmark = pytest.mark.skipif(_UNAVAILABLE is not None, reason=_UNAVAILABLE or "")
 
 TASKS = int(os.environ.get("LISTING_SCALE_TASKS", "100000"))  # at least 20,000 for the deepest page
 STATUSES = (TaskStatus.DONE, TaskStatus.DONE, TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELED)
