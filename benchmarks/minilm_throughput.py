@@ -3,7 +3,7 @@
 In one run, on the same N synthetic sentences:
   1. raw encode: all-MiniLM-L6-v2 through MiniLMEmbedder (what the worker calls), in this
      process, one call over all N texts, the model loaded and warmed up beforehand;
-  2. end to end: the local stack started in this process (devstack.stack.LocalStack on free
+  2. end to end: the local stack started in this process (devstack.stack.DevStack on free
      loopback ports, pollers on, as `make run` serves it), one upsertion task with those N
      texts for model `local-minilm` POSTed over HTTP, timed from the POST until
      /info reports a final status (a small warm-up task first loads the model in the worker);
@@ -157,7 +157,7 @@ def main() -> int:
     if not 1 <= args.items <= MAX_ITEMS:
         parser.error(f"--items must be 1..{MAX_ITEMS} (items per task)")
 
-    from devstack.stack import LocalStack, StackConfig
+    from devstack.stack import DevStack, DevStackConfig
     from vector_tasks.domain.errors import TaskCannotRun, UnknownEmbeddingModel
     from vector_tasks.domain.registry import default_registry
 
@@ -176,10 +176,10 @@ def main() -> int:
 
     print("Starting the local stack ...", file=sys.stderr, flush=True)
     with tempfile.TemporaryFile() as server_log:
-        config = StackConfig(
+        config = DevStackConfig(
             port=_free_port(), opensearch_port=_free_port(), moto_port=_free_port(), server_log=server_log
         )
-        with LocalStack(config) as stack:
+        with DevStack(config) as stack:
             run = uuid.uuid4().hex[:8]
             print("Warm-up task (loads the model in the worker) ...", file=sys.stderr, flush=True)
             warm_s, warm = run_task(stack.api_url, f"bench-warmup-{run}", texts[:20], args.timeout, args.poll)

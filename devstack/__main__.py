@@ -10,7 +10,12 @@ import sys
 import threading
 from pathlib import Path
 
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, DevStackConfig
+
+# The handlers are imported by their template `Handler` (e.g. vector_tasks.handlers.submit_api.lambda_handler),
+# relative to `CodeUri: functions/` as in a Lambda package: the one place a process that serves
+# the stack puts functions/ on sys.path (pytest does it through pyproject.toml's `pythonpath`).
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 
 # How long Ctrl-C waits for invocations under way; the state is in memory and goes anyway.
 STOP_GRACE_SECONDS = 2.0
@@ -37,6 +42,8 @@ def main() -> int:
         help="written at start: `sam local invoke --env-vars` pointing each function at this stack (make invoke)",
     )
     args = parser.parse_args()
+    if str(FUNCTIONS_DIR) not in sys.path:
+        sys.path.insert(0, str(FUNCTIONS_DIR))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for chatty in ("botocore", "boto3", "urllib3", "opensearch"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -46,7 +53,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     with args.server_log.open("ab") as server_log:
-        config = StackConfig(
+        config = DevStackConfig(
             port=args.port,
             opensearch_port=args.opensearch_port,
             moto_port=args.moto_port,
@@ -54,7 +61,7 @@ def main() -> int:
             server_log=server_log,
             sam_env_file=args.sam_env_file,
         )
-        stack = LocalStack(config).start()
+        stack = DevStack(config).start()
         print(f"API:        {stack.api_url}", flush=True)
         print(f"OpenSearch: {stack.opensearch_url}", flush=True)
         print(f"AWS (moto): {stack.aws_endpoint_url}", flush=True)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from devstack.lambda_runtime import LocalFunction
 from devstack.permissions import acting_as
-from devstack.template import SqsEventSource
+from devstack.template import LOCAL_REGION, SqsEventSource, Template
 
 log = logging.getLogger("devstack.sqs")
 IDLE_PAUSE_SECONDS = 0.1
@@ -129,3 +130,19 @@ class SqsPoller:
                         QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=self._retry_after
                     )
         return len(records)
+
+
+def pollers_for(
+    template: Template, functions: Iterable[LocalFunction], sqs: Any, retry_after: int | None = None
+) -> list[SqsPoller]:
+    """One poller per SQS event source of the template's functions (not started), on the
+    queues created from the template (`template.physical`)."""
+    return [poller_for(template, fn, source, sqs, retry_after) for fn in functions for source in fn.spec.sqs_sources]
+
+
+def poller_for(
+    template: Template, function: LocalFunction, source: SqsEventSource, sqs: Any, retry_after: int | None = None
+) -> SqsPoller:
+    """The poller of one event source (its queue from `template.physical`)."""
+    queue = template.physical[source.queue_logical_id]
+    return SqsPoller(function, source, queue["QueueUrl"], queue["Arn"], sqs, LOCAL_REGION, retry_after=retry_after)

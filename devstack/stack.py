@@ -1,10 +1,16 @@
-"""Starting and stopping the whole local stack; `python -m devstack` and the e2e tests use this."""
+"""Starting and stopping the whole local stack; `python -m devstack` and the e2e tests use this.
+
+The handlers run in this process and, as on Lambda, read their settings (table names, queue
+URLs, the AWS endpoint and credentials) from the environment: `DevStack` exports them into
+`os.environ` in one place, `_export_environment`, and puts the previous values back on stop.
+Importing the handlers needs `functions/` on `sys.path`; the entry points see to that
+(`python -m devstack` in devstack/__main__.py, pytest through pyproject.toml's `pythonpath`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,18 +19,16 @@ from typing import IO, Any
 import boto3
 
 from devstack.api_gateway import ApiGateway
-from devstack.event_sources import SqsPoller
+from devstack.event_sources import SqsPoller, pollers_for
 from devstack.lambda_runtime import local_functions
 from devstack.permissions import Permissions
 from devstack.processes import ChildServer, start_moto, start_osmem
 from devstack.resources import create_resources
 from devstack.template import LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
 
-FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
-
 
 @dataclass
-class StackConfig:
+class DevStackConfig:
     port: int = 3000
     opensearch_port: int = 9200
     moto_port: int = 5000
@@ -36,13 +40,14 @@ class StackConfig:
     sam_env_file: Path | None = None  # where to write `sam local invoke --env-vars` for this stack
 
 
-class LocalStack:
-    def __init__(self, config: StackConfig) -> None:
+class DevStack:
+    def __init__(self, config: DevStackConfig) -> None:
         self.config = config
         self.servers: list[ChildServer] = []
         self.pollers: list[SqsPoller] = []
         self.gateway: ApiGateway | None = None
         self.template: Template | None = None
+        self._replaced_environment: dict[str, str | None] = {}  # what stop() puts back
 
     @property
     def api_url(self) -> str:
@@ -56,6 +61,23 @@ class LocalStack:
     @property
     def aws_endpoint_url(self) -> str:
         return f"http://{self.config.host}:{self.config.moto_port}"
+
+    def _export_environment(self, values: dict[str, str]) -> None:
+        """The stack's one process-wide change: `values` into `os.environ`, the previous values
+        kept for `_restore_environment`. Needed because the handlers run in this process and
+        read their settings from the environment, as on Lambda (and the boto3 sessions made
+        here read the endpoint and credentials from it)."""
+        for name, value in values.items():
+            self._replaced_environment.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _restore_environment(self) -> None:
+        for name, previous in self._replaced_environment.items():
+            if previous is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = previous
+        self._replaced_environment.clear()
 
     def _environment(self) -> dict[str, str]:
         """What every handler sees besides its template variables: credentials and endpoints."""
@@ -80,7 +102,7 @@ class LocalStack:
             for spec in self.template.functions()
         }
 
-    def start(self) -> LocalStack:
+    def start(self) -> DevStack:
         try:
             self._start()
         except BaseException:
@@ -92,7 +114,7 @@ class LocalStack:
         c = self.config
         self.servers.append(start_moto(c.moto_port, c.server_log))
         self.servers.append(start_osmem(c.opensearch_port, c.server_log))
-        os.environ.update(self._environment())
+        self._export_environment(self._environment())
         template = Template(
             load_template(),
             parameters={"Stage": c.stage, "ExistingOpenSearchEndpoint": self.opensearch_url, "OpenSearchAuth": "none"},
@@ -107,16 +129,8 @@ class LocalStack:
             c.sam_env_file.parent.mkdir(parents=True, exist_ok=True)
             c.sam_env_file.write_text(json.dumps(self.sam_local_environment(), indent=2) + "\n")
         functions = local_functions(template, permissions)
-        os.environ.update(template.shared_environment())
-        if str(FUNCTIONS_DIR) not in sys.path:
-            sys.path.insert(0, str(FUNCTIONS_DIR))
-        sqs = session.client("sqs")
-        for fn in functions:
-            for source in fn.spec.sqs_sources:
-                queue = template.physical[source.queue_logical_id]
-                self.pollers.append(
-                    SqsPoller(fn, source, queue["QueueUrl"], queue["Arn"], sqs, LOCAL_REGION, retry_after=c.retry_after)
-                )
+        self._export_environment(template.shared_environment())
+        self.pollers = pollers_for(template, functions, session.client("sqs"), retry_after=c.retry_after)
         self.gateway = ApiGateway(functions, c.host, c.port, c.stage)
         self.gateway.start()
         if c.start_pollers:
@@ -137,8 +151,9 @@ class LocalStack:
         for server in reversed(self.servers):
             server.stop()
         self.servers.clear()
+        self._restore_environment()
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> DevStack:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

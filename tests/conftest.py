@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from vector_tasks import wiring
+
+# Each tier's directory and the marker (declared in pyproject.toml) its tests carry, so that
+# `pytest -m "not e2e"` and the like select by tier. `slow` is applied where it belongs
+# (tests/e2e/test_scale.py).
+_TIER_MARKERS = {"e2e": "e2e", "contract": "contract", "clients": "clients", "localstack": "localstack", "aws": "aws"}
+_TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        relative = item.path.relative_to(_TESTS) if item.path.is_relative_to(_TESTS) else None
+        marker = _TIER_MARKERS.get(relative.parts[0]) if relative is not None and relative.parts else None
+        if marker is not None:
+            item.add_marker(marker)
 
 
 @pytest.fixture

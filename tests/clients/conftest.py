@@ -23,12 +23,6 @@ _TIER = Path(__file__).parent
 _timing: dict[str, float] = {}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(_TIER):
-            item.add_marker(pytest.mark.clients)
-
-
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if Path(str(item.fspath)).is_relative_to(_TIER):
         _timing.setdefault("start", time.monotonic())

@@ -31,7 +31,7 @@ from .conftest import dynamodb_local_unavailable
 # Each test is collected and skipped with the reason where DynamoDB Local cannot run, so a
 # run without it reports skips rather than "no tests collected".
 _UNAVAILABLE = dynamodb_local_unavailable()
-pytestmark = [pytest.mark.contract, pytest.mark.skipif(_UNAVAILABLE is not None, reason=_UNAVAILABLE or "")]
+pytestmark = pytest.mark.skipif(_UNAVAILABLE is not None, reason=_UNAVAILABLE or "")
 
 UPSERTION = TaskKind.UPSERTION
 DELETION = TaskKind.DELETION

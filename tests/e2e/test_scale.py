@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from tests.support.http import wait_for
 from tests.support.local_stack import RunningStack
 
 MODEL = "local-hash-384"
 
 
+@pytest.mark.slow
 def test_ten_thousand_items_reach_done_with_every_item_indexed(local_stack: RunningStack) -> None:
     words = ["vector", "search", "ingestion", "pipeline", "embedding", "chunk", "index", "shard", "replica", "query"]
     items = [

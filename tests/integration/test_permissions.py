@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from devstack.permissions import Role
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, DevStackConfig
 from tests.support.in_process import InProcessStack
 from vector_tasks import wiring
 from vector_tasks.adapters.embedders.bedrock import TitanV2Embedder
@@ -169,8 +169,10 @@ def _free_port() -> int:
 def test_the_local_stacks_pollers_receive_with_the_functions_role() -> None:
     """`make run`'s stack (moto server): the SQS event source acts with the function's role."""
     saved = dict(os.environ)
-    config = StackConfig(port=_free_port(), opensearch_port=_free_port(), moto_port=_free_port(), start_pollers=False)
-    stack = LocalStack(config).start()
+    config = DevStackConfig(
+        port=_free_port(), opensearch_port=_free_port(), moto_port=_free_port(), start_pollers=False
+    )
+    stack = DevStack(config).start()
     try:
         poller = next(p for p in stack.pollers if p.function.spec.logical_id == "DeadLetterFunction")
         role = poller.function.role

@@ -23,10 +23,11 @@ import pytest
 from boto3.dynamodb.conditions import Key
 from opensearchpy import OpenSearch
 
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, DevStackConfig
 from vector_tasks.adapters.embedders import embedder_for
 from vector_tasks.adapters.state_machines import StepFunctionsTransitions
-from vector_tasks.adapters.task_store import DynamoTaskStore, task_pk
+from vector_tasks.adapters.task_keys import task_pk
+from vector_tasks.adapters.task_store import DynamoTaskStore
 from vector_tasks.adapters.vector_index import OpenSearchVectorIndex
 from vector_tasks.adapters.work_queue import SqsWorkQueue
 from vector_tasks.domain.actions import DeleteChunk, UpsertChunk
@@ -50,10 +51,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[LocalStack]:
+def served() -> Iterator[DevStack]:
     saved = dict(os.environ)
-    config = StackConfig(port=_free_port(), opensearch_port=_free_port(), moto_port=_free_port(), start_pollers=False)
-    stack = LocalStack(config).start()
+    config = DevStackConfig(
+        port=_free_port(), opensearch_port=_free_port(), moto_port=_free_port(), start_pollers=False
+    )
+    stack = DevStack(config).start()
     try:
         yield stack
     finally:
@@ -73,7 +76,7 @@ class Services:
     queue_url: str
 
     @classmethod
-    def build(cls, stack: LocalStack) -> Services:
+    def build(cls, stack: DevStack) -> Services:
         assert stack.template is not None
         physical = stack.template.physical
         session = boto3.session.Session()
@@ -114,7 +117,7 @@ class RoundLog:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _actor(stack: LocalStack, role: str, task_id: str, seed: int, start: threading.Barrier, log: RoundLog) -> None:
+def _actor(stack: DevStack, role: str, task_id: str, seed: int, start: threading.Barrier, log: RoundLog) -> None:
     rng = random.Random(seed)
     services = Services.build(stack)
     start.wait()
@@ -166,7 +169,7 @@ def _check_invariants(services: Services, task_id: str, restarts: int) -> None:
     assert len({f.object_id for f in task.failures}) == task.failed
 
 
-def test_concurrent_cancels_restarts_and_deliveries_keep_the_invariants(served: LocalStack) -> None:
+def test_concurrent_cancels_restarts_and_deliveries_keep_the_invariants(served: DevStack) -> None:
     main = Services.build(served)
     service = TaskService(main.store, SqsWorkQueue(main.queue_url, client=main.sqs), default_registry())
     rng = random.Random(20261123)

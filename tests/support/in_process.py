@@ -12,11 +12,11 @@ from typing import Any
 import boto3
 
 from devstack.api_gateway import integrate, proxy_event
-from devstack.event_sources import SqsPoller
+from devstack.event_sources import poller_for, pollers_for
 from devstack.lambda_runtime import local_functions
 from devstack.permissions import Permissions
 from devstack.resources import create_resources
-from devstack.template import LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, SqsEventSource, Template, load_template
+from devstack.template import LOCAL_PSEUDO_PARAMETERS, SqsEventSource, Template, load_template
 
 
 class InProcessStack:
@@ -34,19 +34,7 @@ class InProcessStack:
         self.routes = {route: fn for fn in self.functions.values() for route in fn.spec.routes}
         self.sqs = boto3.client("sqs")
         self.sfn = boto3.client("stepfunctions")
-        self.pollers = [
-            SqsPoller(
-                fn,
-                source,
-                self.template.physical[source.queue_logical_id]["QueueUrl"],
-                self.template.physical[source.queue_logical_id]["Arn"],
-                self.sqs,
-                LOCAL_REGION,
-                retry_after=0,
-            )
-            for fn in self.functions.values()
-            for source in fn.spec.sqs_sources
-        ]
+        self.pollers = pollers_for(self.template, self.functions.values(), self.sqs, retry_after=0)
 
     def queue_url(self, logical_id: str) -> str:
         return self.template.physical[logical_id]["QueueUrl"]
@@ -111,10 +99,8 @@ class InProcessStack:
         """One worker invocation with at most `max_messages` queued messages (for mid-flight tests)."""
         worker = self.functions["TaskWorkerFunction"]
         (source,) = worker.spec.sqs_sources
-        queue = self.template.physical[source.queue_logical_id]
         narrow = SqsEventSource(source.queue_logical_id, max_messages, source.report_batch_item_failures)
-        poller = SqsPoller(worker, narrow, queue["QueueUrl"], queue["Arn"], self.sqs, LOCAL_REGION, retry_after=0)
-        return poller.poll_once()
+        return poller_for(self.template, worker, narrow, self.sqs, retry_after=0).poll_once()
 
     def executions(self, state_machine_logical_id: str) -> list[dict[str, Any]]:
         """Executions of a template state machine, oldest first, each with its history events."""

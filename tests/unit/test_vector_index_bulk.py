@@ -1,4 +1,4 @@
-"""The `_bulk` result classification and retries, against a scripted client (unit tier)."""
+"""The `_bulk` result classification (a pure function) and retries, against a scripted client (unit tier)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from vector_tasks.adapters.vector_index import (
     NOT_FOUND_DETAIL,
     REQUEST_TIMEOUT_SECONDS,
     OpenSearchVectorIndex,
+    classify_bulk_items,
     make_client,
 )
 from vector_tasks.domain.registry import default_registry
@@ -130,3 +131,32 @@ def test_a_chunk_out_of_time_is_handed_back_not_failed() -> None:
     assert len(client.bodies) == 1
     with pytest.raises(OutOfTime):
         index_with(ScriptedClient(), clock=clock).upsert(SPEC, docs("a"), "t", clock.now + 0.1)
+
+
+def test_classify_bulk_items_sorts_each_result_in_the_order_sent() -> None:
+    response_items = [
+        ok(),
+        {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}},
+        {"index": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "failed to parse"}}},
+        {"delete": {"status": 404, "result": "not_found"}},
+        {"index": {"status": 200}},
+    ]
+    results = classify_bulk_items(response_items, ["a", "b", "c", "d", "e"], on_not_found=NOT_FOUND_DETAIL)
+    assert results.succeeded == ["a", "e"]
+    assert results.retry_later == ["b"]
+    assert results.retry_reason == "OpenSearch rejected the write: es_rejected_execution_exception: queue full"
+    assert [(f.object_id, f.detail, f.counts_as_error) for f in results.failed] == [
+        ("c", "OpenSearch rejected the item: mapper_parsing_exception: failed to parse", True),
+        ("d", NOT_FOUND_DETAIL, False),
+    ]
+
+
+def test_classify_bulk_items_without_a_not_found_detail_fails_a_404() -> None:
+    results = classify_bulk_items([{"index": {"status": 404}}], ["a"], on_not_found=None)
+    assert [(f.object_id, f.counts_as_error) for f in results.failed] == [("a", True)]
+    assert results.succeeded == [] and results.retry_later == []
+
+
+def test_classify_bulk_items_needs_one_result_per_id() -> None:
+    with pytest.raises(ValueError, match="zip"):
+        classify_bulk_items([ok()], ["a", "b"], on_not_found=None)

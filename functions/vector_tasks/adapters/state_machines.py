@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 
-from vector_tasks.adapters.task_store import status_pk, task_pk
+from vector_tasks.adapters.task_keys import status_pk, task_pk
 from vector_tasks.domain.errors import TransitionStillRunning
 from vector_tasks.domain.model import RestartPlan, Task, TaskStatus
 

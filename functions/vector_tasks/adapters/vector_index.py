@@ -1,8 +1,9 @@
 """A model's OpenSearch k-NN index: created on first use, written with `_bulk`.
 
-Per-item results of `_bulk` are classified here: an item OpenSearch rejects becomes an
-ItemFailure with OpenSearch's own reason; items rejected for back-pressure (429) and whole
-requests that fail transiently (429, 5xx, connection errors) are retried with backoff first.
+Per-item results of `_bulk` are classified by `classify_bulk_items` (a pure function): an item
+OpenSearch rejects becomes an ItemFailure with OpenSearch's own reason; items rejected for
+back-pressure (429) and whole requests that fail transiently (429, 5xx, connection errors) are
+retried with backoff first, by `OpenSearchVectorIndex._bulk`.
 Retries happen here only (the client's own are off), and no request or pause outlasts the
 worker's deadline: running out of time hands the whole chunk back to the queue (OutOfTime).
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,6 +87,43 @@ def _reason(error: Any) -> str:
     if isinstance(error, dict):
         return f"{error.get('type', 'error')}: {error.get('reason', json.dumps(error))}"
     return str(error)
+
+
+@dataclass
+class BulkItemResults:
+    """What one `_bulk` response says about each object id sent."""
+
+    succeeded: list[str] = field(default_factory=list)
+    failed: list[ItemFailure] = field(default_factory=list)
+    retry_later: list[str] = field(default_factory=list)  # rejected for back-pressure (429)
+    retry_reason: str = ""  # why the last of `retry_later` was rejected
+
+
+def classify_bulk_items(
+    response_items: Sequence[Mapping[str, Any]], object_ids: Sequence[str], on_not_found: str | None
+) -> BulkItemResults:
+    """Sort a `_bulk` response's items (one per object id, in the order sent) into succeeded,
+    failed (with OpenSearch's reason) and retry-later (429).
+
+    `on_not_found`: the detail of a delete whose id is not in the index (a 404 without an
+    error), listed but not counted as an error; None treats such a 404 as any rejection.
+    """
+    results = BulkItemResults()
+    for entry, object_id in zip(response_items, object_ids, strict=True):
+        result = next(iter(entry.values()))
+        status = int(result.get("status", 500))
+        if 200 <= status < 300:
+            results.succeeded.append(object_id)
+        elif status == 404 and on_not_found and "error" not in result:
+            results.failed.append(ItemFailure(object_id, on_not_found, counts_as_error=False))
+        elif status == 429:
+            results.retry_later.append(object_id)
+            results.retry_reason = f"OpenSearch rejected the write: {_reason(result.get('error'))}"
+        else:
+            results.failed.append(
+                ItemFailure(object_id, f"OpenSearch rejected the item: {_reason(result.get('error'))}")
+            )
+    return results
 
 
 class OpenSearchVectorIndex:
@@ -185,22 +224,11 @@ class OpenSearchVectorIndex:
                     last_error = f"OpenSearch unavailable: {exc.error}"
                     continue
                 raise
-            retry_later: dict[str, list[dict[str, Any]]] = {}
-            for entry, object_id in zip(response["items"], pending, strict=True):
-                result = next(iter(entry.values()))
-                status = int(result.get("status", 500))
-                if 200 <= status < 300:
-                    continue
-                if status == 404 and on_not_found and "error" not in result:
-                    failures.append(ItemFailure(object_id, on_not_found, counts_as_error=False))
-                elif status == 429:
-                    retry_later[object_id] = pending[object_id]
-                    last_error = f"OpenSearch rejected the write: {_reason(result.get('error'))}"
-                else:
-                    failures.append(
-                        ItemFailure(object_id, f"OpenSearch rejected the item: {_reason(result.get('error'))}")
-                    )
-            pending = retry_later
+            results = classify_bulk_items(response["items"], list(pending), on_not_found)
+            failures.extend(results.failed)
+            if results.retry_later:
+                last_error = results.retry_reason
+            pending = {oid: pending[oid] for oid in results.retry_later}
             if not pending:
                 return failures
         failures.extend(

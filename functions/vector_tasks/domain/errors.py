@@ -1,4 +1,5 @@
-"""Domain errors. `handlers.http` maps each class (or its nearest listed base) to one HTTP status and error code."""
+"""Domain errors. `handlers/http.py` maps each class (or its nearest listed base) to one HTTP status and
+error code."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The lifecycle table of DESIGN.md section 3, for the two caller actions."""
+"""The lifecycle table (README, "Lifecycle: restart and cancel"), for the two caller actions."""
 
 from __future__ import annotations
 

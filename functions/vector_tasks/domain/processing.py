@@ -46,7 +46,7 @@ class Delivery(enum.StrEnum):
 
 
 def final_status(task: Task) -> tuple[TaskStatus, str | None]:
-    """`failed` when every item ended in error, `done` otherwise (DESIGN.md section 3)."""
+    """`failed` when every item ended in error, `done` otherwise (README, "API summary")."""
     if task.item_count and task.errors >= task.item_count:
         return TaskStatus.FAILED, f"All {task.item_count} items failed; see the failure list for each reason"
     return TaskStatus.DONE, None

@@ -1,4 +1,5 @@
-"""Request and response bodies of the HTTP API, as the spec and API.md define them."""
+"""Request and response bodies of the HTTP API, as the README ("API summary", "Limits") describes
+them; openapi.json is generated from these models (handlers/openapi.py)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,142 @@
+"""A task and its chunks as DynamoDB items, and back (the key layout is in task_keys).
+
+Chunk items and recorded failures are zlib-compressed JSON (`pack` / `unpack`): a chunk of
+items or a list of failures can be large, and an item is at most 400 KB.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from vector_tasks.adapters.task_keys import (
+    TASK_SK,
+    chunk_sk,
+    list_pk,
+    list_sk,
+    result_sk,
+    status_pk,
+    task_pk,
+)
+from vector_tasks.domain.model import (
+    ORIGINAL_CHUNKS,
+    ChunkOutcome,
+    ChunkRef,
+    Item,
+    ItemFailure,
+    Task,
+    TaskKind,
+    TaskStatus,
+    cap_failure_detail,
+)
+
+
+def pack(value: object) -> bytes:
+    return zlib.compress(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def unpack(value: Any) -> Any:
+    raw = value.value if hasattr(value, "value") else value  # boto3 Binary
+    return json.loads(zlib.decompress(raw))
+
+
+def task_item(task: Task) -> dict[str, Any]:
+    return {
+        "pk": task_pk(task.kind, task.task_id),
+        "sk": TASK_SK,
+        "kind": task.kind.value,
+        "task_id": task.task_id,
+        "embedding_model_id": task.embedding_model_id,
+        "status": task.status.value,
+        "created_at": task.created_at.isoformat(),
+        "updated_at": task.updated_at.isoformat(),
+        "attempt": task.attempt,
+        "item_count": task.item_count,
+        "chunk_count": task.chunk_count,
+        "chunks_done": task.chunks_done,
+        "succeeded": task.succeeded,
+        "failed": task.failed,
+        "errors": task.errors,
+        "error": task.error,
+        "fingerprint": task.fingerprint,
+        "dispatched": task.dispatched,
+        "chunk_source": task.chunk_source,
+        "original_item_count": task.original_item_count,
+        "original_chunk_count": task.original_chunk_count,
+        "list_pk": list_pk(task.kind),
+        "list_sk": list_sk(task.created_at.isoformat(), task.task_id),
+        "status_pk": status_pk(task.kind, task.status),
+    }
+
+
+def task_from(item: dict[str, Any]) -> Task:
+    def n(name: str) -> int:
+        return int(item.get(name, Decimal(0)))
+
+    return Task(
+        kind=TaskKind(item["kind"]),
+        task_id=item["task_id"],
+        embedding_model_id=item["embedding_model_id"],
+        status=TaskStatus(item["status"]),
+        created_at=datetime.fromisoformat(item["created_at"]),
+        updated_at=datetime.fromisoformat(item["updated_at"]),
+        attempt=n("attempt"),
+        item_count=n("item_count"),
+        chunk_count=n("chunk_count"),
+        chunks_done=n("chunks_done"),
+        succeeded=n("succeeded"),
+        failed=n("failed"),
+        errors=n("errors"),
+        error=item.get("error"),
+        fingerprint=item["fingerprint"],
+        dispatched=bool(item.get("dispatched", False)),
+        chunk_source=item.get("chunk_source", ORIGINAL_CHUNKS),
+        original_item_count=n("original_item_count"),
+        original_chunk_count=n("original_chunk_count"),
+    )
+
+
+def chunk_item(kind: TaskKind, task_id: str, source: str, number: int, items: list[Item]) -> dict[str, Any]:
+    return {
+        "pk": task_pk(kind, task_id),
+        "sk": chunk_sk(source, number),
+        "item_count": len(items),
+        "items": pack(items),
+    }
+
+
+def chunk_items(item: dict[str, Any]) -> list[Item]:
+    items: list[Item] = unpack(item["items"])
+    return items
+
+
+def result_item(ref: ChunkRef, outcome: ChunkOutcome) -> dict[str, Any]:
+    """What an attempt did with a chunk: counts, and the failures if any."""
+    result: dict[str, Any] = {
+        "pk": task_pk(ref.kind, ref.task_id),
+        "sk": result_sk(ref.chunk),
+        "attempt": ref.attempt,
+        "succeeded": outcome.succeeded,
+        "failed": len(outcome.failures),
+    }
+    if outcome.failures:
+        # Each detail is capped here, where every failure is recorded (see cap_failure_detail).
+        result["failures"] = pack([[f.object_id, cap_failure_detail(f.detail)] for f in outcome.failures])
+    return result
+
+
+def result_failures(item: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (object_id, detail) failures a result item records, in the order they were recorded."""
+    if "failures" not in item:
+        return []
+    return [(oid, detail) for oid, detail in unpack(item["failures"])]
+
+
+def failures_of(item: dict[str, Any], first: int, count: int) -> list[ItemFailure]:
+    """Failures [first, first + count) of a result item, each detail capped."""
+    return [
+        ItemFailure(oid, cap_failure_detail(detail)) for oid, detail in result_failures(item)[first : first + count]
+    ]

@@ -1,0 +1,55 @@
+"""Where a task's items live in the one DynamoDB table: the key layout.
+
+Partition key `pk` = "<kind>#<task_id>"; per task:
+  sk "TASK"               the task: status, counters, attempt, fingerprint; the only item the
+                          list indexes see (sparse GSIs `ByCreated` and `ByStatus`)
+  sk "CHUNK#00042"        one chunk of the task's items, zlib-compressed JSON
+  sk "RETRY#0002-<id>#00007"  one chunk of the items a `scope=failed` restart retries in attempt 2
+  sk "RESULT#00042"       what the latest attempt did with chunk 42 of its source: counts and
+                          failures, tagged with the attempt
+
+The state machines (statemachines/*.asl.json, through adapters/state_machines.py) write the
+task item too, so they take `task_pk` and `status_pk` from here.
+"""
+
+from __future__ import annotations
+
+from vector_tasks.domain.model import TaskKind, TaskStatus
+
+TASK_SK = "TASK"
+RESULT_PREFIX = "RESULT#"
+BY_CREATED = "ByCreated"
+BY_STATUS = "ByStatus"
+
+
+def task_pk(kind: TaskKind, task_id: str) -> str:
+    return f"{kind.value}#{task_id}"
+
+
+def status_pk(kind: TaskKind, status: TaskStatus) -> str:
+    """The ByStatus partition of a task in `status` (state machines write it too)."""
+    return f"{kind.value}#{status.value}"
+
+
+def list_pk(kind: TaskKind) -> str:
+    """The ByCreated partition: every task of a kind."""
+    return kind.value
+
+
+def list_sk(created_at_iso: str, task_id: str) -> str:
+    """The ByCreated sort key: creation time, then the id (newest first when read backwards)."""
+    return f"{created_at_iso}#{task_id}"
+
+
+def chunk_sk(source: str, chunk: int) -> str:
+    """A chunk of `source` (ORIGINAL_CHUNKS, or a `scope=failed` restart's RETRY source)."""
+    return f"{source}#{chunk:05d}"
+
+
+def result_sk(chunk: int) -> str:
+    return f"{RESULT_PREFIX}{chunk:05d}"
+
+
+def chunk_number(sk: str) -> int:
+    """The chunk number at the end of a chunk or result sort key."""
+    return int(sk.rsplit("#", 1)[1])

@@ -1,0 +1,81 @@
+"""`record_chunk`'s transaction retries: conflicts are retried, condition failures are not (unit tier)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support.determinism import FakeClock, FixedJitter
+from vector_tasks.adapters.retry import RetryPolicy
+from vector_tasks.adapters.task_store import DynamoTaskStore, conflict_retry_policy
+from vector_tasks.domain.model import ChunkOutcome, ChunkRef, TaskKind
+
+REF = ChunkRef(TaskKind.UPSERTION, "t", 1, 0)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def canceled(*reasons: str) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "canceled"},
+            "CancellationReasons": [{"Code": r} for r in reasons],
+        },
+        "TransactWriteItems",
+    )
+
+
+class ScriptedDynamo:
+    """Stands in for the boto3 resource: each transaction gets the next scripted answer."""
+
+    def __init__(self, *answers: Exception | None) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+        self.meta = SimpleNamespace(client=self)
+
+    def Table(self, name: str) -> ScriptedDynamo:
+        return self
+
+    def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> None:
+        self.calls += 1
+        answer = self.answers.pop(0)
+        if answer is not None:
+            raise answer
+
+
+def store_with(dynamo: ScriptedDynamo, clock: FakeClock) -> DynamoTaskStore:
+    policy = RetryPolicy(attempts=5, base_delay=0.025, max_delay=1.0, rng=FixedJitter(1.0), clock=clock)
+    return DynamoTaskStore("tasks", resource=dynamo, conflict_retry=policy, sleep=clock.sleep)
+
+
+def test_conflicts_are_retried_with_a_short_backoff() -> None:
+    clock = FakeClock(0.0)
+    conflict = canceled("None", "TransactionConflict")
+    dynamo = ScriptedDynamo(conflict, conflict, None)
+    assert store_with(dynamo, clock).record_chunk(REF, ChunkOutcome(succeeded=1), NOW) is True
+    assert dynamo.calls == 3
+    assert clock.now == pytest.approx(0.05 + 0.1)
+
+
+def test_a_condition_failure_is_an_answer_not_retried() -> None:
+    dynamo = ScriptedDynamo(canceled("ConditionalCheckFailed", "None"))
+    assert store_with(dynamo, FakeClock()).record_chunk(REF, ChunkOutcome(succeeded=1), NOW) is False
+    assert dynamo.calls == 1
+
+
+def test_a_conflict_that_outlasts_every_attempt_is_raised_as_is() -> None:
+    conflict = canceled("None", "TransactionConflict")
+    dynamo = ScriptedDynamo(*[conflict] * 5)
+    with pytest.raises(ClientError) as raised:
+        store_with(dynamo, FakeClock()).record_chunk(REF, ChunkOutcome(succeeded=1), NOW)
+    assert raised.value is conflict
+    assert dynamo.calls == 5
+
+
+def test_the_default_policy_tries_five_times_with_pauses_under_half_a_second() -> None:
+    policy = conflict_retry_policy()
+    assert policy.attempts == 5
+    assert [min(policy.max_delay, policy.base_delay * 2**n) for n in range(1, 5)] == [0.05, 0.1, 0.2, 0.4]
