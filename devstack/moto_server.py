@@ -8,8 +8,10 @@ executions run on moto's own worker threads and call back over HTTP, so they are
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,8 +30,22 @@ def serialised(app: Any) -> Any:
     return application
 
 
+def exit_with_parent(poll_seconds: float = 1.0) -> None:
+    """End this server when the process that started it is gone, however it ended: the server
+    runs in a session of its own (so Ctrl-C reaches the stack first) and would outlive it."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
+    exit_with_parent()
     run_simple(
         host,
         port,

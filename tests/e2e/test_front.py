@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,3 +77,31 @@ def test_ctrl_c_stops_a_busy_stack_quickly_with_one_line() -> None:
     assert process.returncode == 0
     assert stderr.splitlines() == ["Stopping the local stack."]
     assert stopped_in < 5
+
+
+def test_servers_end_with_a_stack_that_is_killed() -> None:
+    ports = {"PORT": free_port(), "OPENSEARCH_PORT": free_port(), "MOTO_PORT": free_port()}
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "--server-log", os.devnull],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    while not (line := process.stdout.readline()).startswith("Local stack ready"):
+        assert line, "the local stack exited during start-up"
+    process.kill()  # no chance to stop its servers, which run in sessions of their own
+    process.wait()
+
+    def listening(port: int) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (listening(ports["MOTO_PORT"]) or listening(ports["OPENSEARCH_PORT"])):
+        time.sleep(0.2)
+    assert not listening(ports["MOTO_PORT"]), "moto outlived the stack"
+    assert not listening(ports["OPENSEARCH_PORT"]), "osmem outlived the stack"
