@@ -51,6 +51,14 @@ def test_short_details_are_kept_whatever_they_escape_to() -> None:
     assert cap_failure_detail("") == ""
 
 
+def test_the_short_cut_for_short_details_holds_for_the_widest_characters() -> None:
+    widest = "\U0001f600"  # 12 bytes escaped (a surrogate pair)
+    fits = widest * (MAX_FAILURE_DETAIL_CHARS // 12)
+    assert cap_failure_detail(fits) == fits
+    over = widest * (MAX_FAILURE_DETAIL_CHARS // 12 + 1)  # 1,008 bytes escaped
+    assert cap_failure_detail(over).endswith(TRUNCATED_MARKER)
+
+
 def test_a_long_detail_of_six_byte_escapes_is_cut_to_the_budget() -> None:
     detail = "\x01" * 200  # 1,200 bytes escaped
     capped = cap_failure_detail(detail)
