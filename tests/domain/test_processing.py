@@ -1,0 +1,276 @@
+"""ChunkProcessor: the Delivery outcome of every path, redelivery, fencing, cooperative cancel,
+the races a worker can lose, and the last chunk finishing the task."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.support.memory import MemoryTaskStore
+from vector_tasks.domain.model import ChunkRef, Item, ItemFailure, Task, TaskKind, TaskStatus
+from vector_tasks.domain.processing import ChunkProcessor, Delivery, final_status
+
+from .conftest import ScriptedAction
+
+UPSERTION = TaskKind.UPSERTION
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+DEADLINE = 1e12
+CHUNKS: list[list[Item]] = [
+    [{"object_id": "a0"}, {"object_id": "bad-a1"}],
+    [{"object_id": "b0"}, {"object_id": "b1"}, {"object_id": "b2"}],
+]
+
+
+def put(store: MemoryTaskStore, status: TaskStatus = TaskStatus.PENDING, attempt: int = 1) -> Task:
+    task = Task(
+        kind=UPSERTION,
+        task_id="t",
+        embedding_model_id="m",
+        status=status,
+        created_at=T0,
+        updated_at=T0,
+        attempt=attempt,
+        item_count=5,
+        chunk_count=2,
+        fingerprint="fp",
+        original_item_count=5,
+        original_chunk_count=2,
+        dispatched=True,
+    )
+    assert store.insert_task(task) is None
+    store.put_chunks(UPSERTION, "t", CHUNKS)
+    return task
+
+
+def ref(chunk: int, attempt: int = 1) -> ChunkRef:
+    return ChunkRef(UPSERTION, "t", attempt, chunk)
+
+
+def now(store: MemoryTaskStore) -> Task:
+    task = store.get_task(UPSERTION, "t", with_failures=True)
+    assert task is not None
+    return task
+
+
+def counters(task: Task) -> tuple[int, int, int, int]:
+    return task.chunks_done, task.succeeded, task.failed, task.errors
+
+
+def test_the_first_chunk_starts_the_task_and_the_last_finishes_it(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store)
+    assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
+    task = now(store)
+    assert task.status is TaskStatus.RUNNING
+    assert counters(task) == (1, 1, 1, 1)
+    assert task.failures == [ItemFailure("bad-a1", "bad item")]
+    seen_task, seen_items = action.seen[0]
+    assert seen_task.status is TaskStatus.RUNNING  # the action sees the task as it now is
+    assert seen_items == CHUNKS[0]
+
+    assert processor.process(ref(1), DEADLINE) is Delivery.RECORDED
+    task = now(store)
+    assert task.status is TaskStatus.DONE
+    assert task.error is None
+    assert counters(task) == (2, 4, 1, 1)
+
+
+def test_a_task_whose_every_item_failed_ends_failed(processor: ChunkProcessor, store: MemoryTaskStore) -> None:
+    put(store, TaskStatus.RUNNING)
+    store.put_chunks(UPSERTION, "t", [[{"object_id": "bad-1"}, {"object_id": "bad-2"}], [{"object_id": "bad-3"}]])
+    store.edit(UPSERTION, "t", item_count=3)
+    assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
+    assert now(store).status is TaskStatus.RUNNING
+    assert processor.process(ref(1), DEADLINE) is Delivery.RECORDED
+    task = now(store)
+    assert task.status is TaskStatus.FAILED
+    assert task.error == "All 3 items failed; see the failure list for each reason"
+
+
+def test_a_chunk_redelivered_while_its_task_is_running_is_a_duplicate(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store)
+    assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
+    assert processor.process(ref(0), DEADLINE) is Delivery.DUPLICATE
+    assert len(action.seen) == 1  # not applied again
+    assert counters(now(store)) == (1, 1, 1, 1)
+    assert now(store).status is TaskStatus.RUNNING
+    assert processor.abandon(ref(0), "poison") is Delivery.DUPLICATE
+
+
+def test_a_duplicate_recorded_while_this_one_was_under_way_counts_once(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store, TaskStatus.RUNNING)
+    other = ChunkProcessor(store, {UPSERTION: ScriptedAction()})
+    others: list[Delivery] = []
+    # The same message delivered twice at once: the other delivery records first.
+    action.during = lambda: others.append(other.process(ref(0), DEADLINE))
+    assert processor.process(ref(0), DEADLINE) is Delivery.DUPLICATE
+    assert others == [Delivery.RECORDED]
+    assert counters(now(store)) == (1, 1, 1, 1)
+
+
+def test_a_chunk_redelivered_after_the_task_finished(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store)
+    processor.process(ref(0), DEADLINE)
+    processor.process(ref(1), DEADLINE)
+    assert now(store).status is TaskStatus.DONE
+    assert processor.process(ref(1), DEADLINE) is Delivery.ALREADY_FINISHED
+    store.edit(UPSERTION, "t", status=TaskStatus.FAILED)
+    assert processor.process(ref(0), DEADLINE) is Delivery.ALREADY_FINISHED
+    assert processor.abandon(ref(0), "x") is Delivery.ALREADY_FINISHED
+    assert len(action.seen) == 2
+
+
+def test_a_message_of_an_older_attempt_is_fenced_off(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store, TaskStatus.RUNNING, attempt=2)
+    assert processor.process(ref(0, attempt=1), DEADLINE) is Delivery.STALE_ATTEMPT
+    assert processor.abandon(ref(0, attempt=1), "x") is Delivery.STALE_ATTEMPT
+    assert processor.process(ref(0, attempt=3), DEADLINE) is Delivery.STALE_ATTEMPT
+    assert action.seen == []
+    assert counters(now(store)) == (0, 0, 0, 0)
+    assert processor.process(ref(0, attempt=2), DEADLINE) is Delivery.RECORDED
+
+
+@pytest.mark.parametrize("status", [TaskStatus.PENDING, TaskStatus.RUNNING])
+def test_a_queued_chunk_of_a_canceled_task_is_skipped(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction, status: TaskStatus
+) -> None:
+    put(store, status)
+    store.edit(UPSERTION, "t", status=TaskStatus.CANCELED)
+    assert processor.process(ref(0), DEADLINE) is Delivery.CANCELED
+    assert processor.abandon(ref(1), "x") is Delivery.CANCELED
+    assert action.seen == []
+    assert now(store).status is TaskStatus.CANCELED
+    assert counters(now(store)) == (0, 0, 0, 0)
+
+
+def test_a_chunk_of_a_missing_task(processor: ChunkProcessor, action: ScriptedAction) -> None:
+    assert processor.process(ref(0), DEADLINE) is Delivery.TASK_MISSING
+    assert processor.abandon(ref(0), "x") is Delivery.TASK_MISSING
+    assert action.seen == []
+
+
+def test_a_worker_that_loses_the_start_to_a_cancel_skips_the_chunk(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store, TaskStatus.PENDING)
+    store.before("transition", lambda: store.edit(UPSERTION, "t", status=TaskStatus.CANCELED))
+    assert processor.process(ref(0), DEADLINE) is Delivery.CANCELED
+    assert action.seen == []
+    assert now(store).status is TaskStatus.CANCELED
+
+
+def test_a_worker_that_loses_the_start_to_another_worker_goes_on(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store, TaskStatus.PENDING)
+    store.before("transition", lambda: store.edit(UPSERTION, "t", status=TaskStatus.RUNNING))
+    assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
+    assert len(action.seen) == 1
+    assert action.seen[0][0].status is TaskStatus.RUNNING
+    assert counters(now(store)) == (1, 1, 1, 1)
+
+
+def test_a_chunk_under_way_when_the_task_is_canceled_still_counts(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store, TaskStatus.RUNNING)
+    store.edit(UPSERTION, "t", chunk_count=1, item_count=2)
+    action.during = lambda: store.edit(UPSERTION, "t", status=TaskStatus.CANCELED)
+    assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
+    task = now(store)
+    assert task.status is TaskStatus.CANCELED  # not moved on to done, though every chunk is in
+    assert counters(task) == (1, 1, 1, 1)
+
+
+def test_a_chunk_under_way_when_the_task_is_restarted_is_not_counted(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store, TaskStatus.RUNNING)
+    action.during = lambda: store.edit(UPSERTION, "t", status=TaskStatus.PENDING, attempt=2)
+    assert processor.process(ref(0), DEADLINE) is Delivery.DUPLICATE
+    task = now(store)
+    assert (task.status, task.attempt) == (TaskStatus.PENDING, 2)
+    assert counters(task) == (0, 0, 0, 0)
+
+
+def test_the_last_chunk_of_an_attempt_restarted_meanwhile_does_not_finish_the_new_one(
+    processor: ChunkProcessor, store: MemoryTaskStore
+) -> None:
+    put(store, TaskStatus.RUNNING)
+    store.edit(UPSERTION, "t", chunk_count=1)
+
+    def restarted_and_counted() -> None:  # attempt 2 is running, its one chunk recorded
+        store.edit(UPSERTION, "t", attempt=2, status=TaskStatus.RUNNING, chunks_done=1)
+
+    # The task is running already, so the only transition is the final one.
+    store.before("transition", restarted_and_counted)
+    assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
+    task = now(store)
+    assert (task.status, task.attempt) == (TaskStatus.RUNNING, 2)
+
+
+def test_a_restart_between_recording_and_the_final_read_is_left_to_the_new_attempt(
+    processor: ChunkProcessor, store: MemoryTaskStore
+) -> None:
+    put(store, TaskStatus.RUNNING)
+    store.edit(UPSERTION, "t", chunk_count=1)
+
+    def restarted_and_counted() -> None:
+        store.edit(UPSERTION, "t", attempt=2, status=TaskStatus.RUNNING, chunks_done=1)
+
+    # Once this delivery has recorded, the task it reads back is already attempt 2's: the
+    # delivery that recorded attempt 2's last chunk finishes that attempt, not this one.
+    store.before("record_chunk", lambda: store.before("get_task", restarted_and_counted))
+    assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
+    task = now(store)
+    assert (task.status, task.attempt) == (TaskStatus.RUNNING, 2)
+
+
+def test_a_model_that_cannot_run_fails_the_task(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store, TaskStatus.PENDING)
+    action.cannot_run = "Unknown embedding_model_id 'm'; it was removed after the task was created"
+    assert processor.process(ref(0), DEADLINE) is Delivery.TASK_FAILED
+    task = now(store)
+    assert task.status is TaskStatus.FAILED
+    assert task.error == action.cannot_run
+    assert counters(task) == (0, 0, 0, 0)
+    assert task.failures == []
+
+
+def test_abandon_fails_every_item_of_the_chunk_with_the_detail(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store, TaskStatus.PENDING)
+    assert processor.abandon(ref(1), "Could not be processed after 5 deliveries") is Delivery.RECORDED
+    assert action.seen == []
+    task = now(store)
+    assert task.status is TaskStatus.RUNNING
+    assert counters(task) == (1, 0, 3, 3)
+    assert task.failures == [ItemFailure(f"b{i}", "Could not be processed after 5 deliveries") for i in range(3)]
+    assert processor.abandon(ref(0), "gone") is Delivery.RECORDED
+    task = now(store)
+    assert task.status is TaskStatus.FAILED  # every item ended in error
+    assert task.error == "All 5 items failed; see the failure list for each reason"
+    assert counters(task) == (2, 0, 5, 5)
+
+
+def test_final_status_rules() -> None:
+    def task(items: int, errors: int) -> Task:
+        return Task(UPSERTION, "t", "m", TaskStatus.RUNNING, T0, T0, 1, items, 1, "f", errors=errors)
+
+    assert final_status(task(0, 0)) == (TaskStatus.DONE, None)
+    assert final_status(task(2, 1)) == (TaskStatus.DONE, None)
+    assert final_status(task(2, 2))[0] is TaskStatus.FAILED
+    assert final_status(task(1, 1)) == (TaskStatus.FAILED, "All 1 items failed; see the failure list for each reason")

@@ -1,0 +1,254 @@
+"""TaskTransitions: cancel and restart, the lifecycle table, and the races lost to other writers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.support.memory import MemoryTaskStore, MemoryWorkQueue
+from vector_tasks.domain.errors import InvalidTransition, NothingToRetry, TaskNotFound
+from vector_tasks.domain.model import (
+    ORIGINAL_CHUNKS,
+    ChunkOutcome,
+    ChunkRef,
+    Item,
+    ItemFailure,
+    RestartScope,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
+from vector_tasks.domain.transitions import TaskTransitions
+
+UPSERTION = TaskKind.UPSERTION
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+CHUNKS: list[list[Item]] = [
+    [{"object_id": "a0"}, {"object_id": "a1"}, {"object_id": "a2"}],
+    [{"object_id": "b0"}, {"object_id": "b1"}],
+    [{"object_id": "c0"}],
+]
+
+
+def put(store: MemoryTaskStore, status: TaskStatus, task_id: str = "t", attempt: int = 1) -> Task:
+    """A task of CHUNKS (6 items, 3 chunks) in `status`, as the store holds it."""
+    task = Task(
+        kind=UPSERTION,
+        task_id=task_id,
+        embedding_model_id="m",
+        status=TaskStatus.RUNNING,
+        created_at=T0,
+        updated_at=T0,
+        attempt=attempt,
+        item_count=6,
+        chunk_count=3,
+        fingerprint="fp",
+        original_item_count=6,
+        original_chunk_count=3,
+        dispatched=True,
+    )
+    assert store.insert_task(task) is None
+    store.put_chunks(UPSERTION, task_id, CHUNKS)
+    store.edit(UPSERTION, task_id, status=status)
+    return task
+
+
+def record(store: MemoryTaskStore, chunk: int, failures: tuple[ItemFailure, ...] = (), attempt: int = 1) -> None:
+    succeeded = len(CHUNKS[chunk]) - len(failures)
+    assert store.record_chunk(ChunkRef(UPSERTION, "t", attempt, chunk), ChunkOutcome(succeeded, failures), now=T0)
+
+
+def status_of(store: MemoryTaskStore, task_id: str = "t") -> TaskStatus:
+    task = store.get_task(UPSERTION, task_id)
+    assert task is not None
+    return task.status
+
+
+# -- cancel ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [TaskStatus.PENDING, TaskStatus.RUNNING])
+def test_cancel_of_a_pending_or_running_task(
+    transitions: TaskTransitions, store: MemoryTaskStore, status: TaskStatus
+) -> None:
+    put(store, status)
+    answer = transitions.cancel(UPSERTION, "t")
+    assert answer.status is TaskStatus.CANCELED
+    assert answer.updated_at > T0
+    assert answer.failures == []
+    assert status_of(store) is TaskStatus.CANCELED
+
+
+def test_cancel_answers_with_the_failures_so_far(transitions: TaskTransitions, store: MemoryTaskStore) -> None:
+    put(store, TaskStatus.RUNNING)
+    record(store, 0, (ItemFailure("a1", "bad"),))
+    answer = transitions.cancel(UPSERTION, "t")
+    assert answer.status is TaskStatus.CANCELED
+    assert answer.failures == [ItemFailure("a1", "bad")]
+    assert answer.failures_next_offset is None
+    assert (answer.chunks_done, answer.succeeded, answer.failed) == (1, 2, 1)
+
+
+@pytest.mark.parametrize("action", ["cancel", "restart"])
+def test_only_the_answer_reads_the_failure_list(
+    transitions: TaskTransitions, store: MemoryTaskStore, action: str
+) -> None:
+    put(store, TaskStatus.RUNNING if action == "cancel" else TaskStatus.DONE)
+    if action == "cancel":
+        transitions.cancel(UPSERTION, "t")
+    else:
+        transitions.restart(UPSERTION, "t", RestartScope.ALL)
+    assert store.failure_reads == 1
+
+
+def test_cancel_of_a_canceled_task_is_answered_unchanged(transitions: TaskTransitions, store: MemoryTaskStore) -> None:
+    put(store, TaskStatus.RUNNING)
+    record(store, 0, (ItemFailure("a2", "bad"),))
+    store.edit(UPSERTION, "t", status=TaskStatus.CANCELED)
+    store.calls.clear()
+
+    answer = transitions.cancel(UPSERTION, "t")
+
+    assert answer.status is TaskStatus.CANCELED
+    assert answer.updated_at == T0
+    assert answer.failures == [ItemFailure("a2", "bad")]
+    assert "cancel" not in store.calls  # no transition was run
+
+
+@pytest.mark.parametrize("status", [TaskStatus.DONE, TaskStatus.FAILED])
+def test_cancel_of_a_finished_task_is_refused_with_its_status(
+    transitions: TaskTransitions, store: MemoryTaskStore, status: TaskStatus
+) -> None:
+    put(store, status)
+    with pytest.raises(InvalidTransition, match=f"Cannot cancel task 't' while it is {status.value}") as refused:
+        transitions.cancel(UPSERTION, "t")
+    assert refused.value.status == status.value
+    assert "cancel" not in store.calls
+    assert status_of(store) is status
+
+
+def test_cancel_that_loses_the_race_to_the_last_chunk_is_a_409(
+    transitions: TaskTransitions, store: MemoryTaskStore
+) -> None:
+    put(store, TaskStatus.RUNNING)
+    store.before("cancel", lambda: store.edit(UPSERTION, "t", status=TaskStatus.DONE))
+    with pytest.raises(InvalidTransition) as refused:
+        transitions.cancel(UPSERTION, "t")
+    assert refused.value.status == "done"
+    assert status_of(store) is TaskStatus.DONE
+
+
+def test_cancel_that_loses_the_race_to_another_cancel_is_answered(
+    transitions: TaskTransitions, store: MemoryTaskStore
+) -> None:
+    put(store, TaskStatus.PENDING)
+    store.before("cancel", lambda: store.edit(UPSERTION, "t", status=TaskStatus.CANCELED))
+    answer = transitions.cancel(UPSERTION, "t")
+    assert answer.status is TaskStatus.CANCELED
+    assert answer.failures == []
+
+
+def test_cancel_of_an_unknown_task(transitions: TaskTransitions) -> None:
+    with pytest.raises(TaskNotFound):
+        transitions.cancel(UPSERTION, "nope")
+
+
+# -- restart ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELED])
+def test_restart_all_queues_every_original_chunk_as_the_next_attempt(
+    transitions: TaskTransitions, store: MemoryTaskStore, queue: MemoryWorkQueue, status: TaskStatus
+) -> None:
+    put(store, TaskStatus.RUNNING)
+    record(store, 0, (ItemFailure("a0", "bad"),))
+    store.edit(UPSERTION, "t", status=status, error="boom" if status is TaskStatus.FAILED else None)
+
+    answer = transitions.restart(UPSERTION, "t", RestartScope.ALL)
+
+    assert answer.status is TaskStatus.PENDING
+    assert answer.attempt == 2
+    assert (answer.item_count, answer.chunk_count, answer.chunk_source) == (6, 3, ORIGINAL_CHUNKS)
+    assert (answer.chunks_done, answer.succeeded, answer.failed, answer.errors) == (0, 0, 0, 0)
+    assert answer.error is None
+    assert answer.failures == []  # the new attempt's (none yet), not the last attempt's
+    assert answer.failures_next_offset is None
+    assert queue.sent == [ChunkRef(UPSERTION, "t", 2, n) for n in range(3)]
+
+
+def test_restart_failed_queues_only_what_did_not_succeed(
+    transitions: TaskTransitions, store: MemoryTaskStore, queue: MemoryWorkQueue
+) -> None:
+    put(store, TaskStatus.RUNNING)
+    record(store, 0, (ItemFailure("a1", "bad"),))
+    record(store, 1)
+    store.edit(UPSERTION, "t", status=TaskStatus.CANCELED)  # chunk 2 never reached
+
+    answer = transitions.restart(UPSERTION, "t", RestartScope.FAILED)
+
+    assert answer.attempt == 2
+    assert (answer.item_count, answer.chunk_count) == (2, 1)
+    assert answer.chunk_source.startswith("RETRY#0002-")
+    assert queue.sent == [ChunkRef(UPSERTION, "t", 2, 0)]
+    assert store.load_chunk(ChunkRef(UPSERTION, "t", 2, 0), answer.chunk_source) == [
+        {"object_id": "a1"},
+        {"object_id": "c0"},
+    ]
+    assert answer.original_item_count == 6
+
+    # scope=all afterwards is the whole task again, from the original chunks.
+    store.edit(UPSERTION, "t", status=TaskStatus.DONE)
+    queue.drain()
+    again = transitions.restart(UPSERTION, "t", RestartScope.ALL)
+    assert (again.attempt, again.item_count, again.chunk_count, again.chunk_source) == (3, 6, 3, ORIGINAL_CHUNKS)
+    assert queue.sent == [ChunkRef(UPSERTION, "t", 3, n) for n in range(3)]
+
+
+def test_restart_failed_with_nothing_to_retry(
+    transitions: TaskTransitions, store: MemoryTaskStore, queue: MemoryWorkQueue
+) -> None:
+    put(store, TaskStatus.RUNNING)
+    for chunk in range(3):
+        record(store, chunk)
+    store.edit(UPSERTION, "t", status=TaskStatus.DONE)
+    with pytest.raises(NothingToRetry, match="Task 't' has no failed"):
+        transitions.restart(UPSERTION, "t", RestartScope.FAILED)
+    assert "restart" not in store.calls
+    assert queue.sent == []
+    assert status_of(store) is TaskStatus.DONE
+
+
+@pytest.mark.parametrize("status", [TaskStatus.PENDING, TaskStatus.RUNNING])
+@pytest.mark.parametrize("scope", list(RestartScope))
+def test_restart_of_an_unfinished_task_is_refused(
+    transitions: TaskTransitions,
+    store: MemoryTaskStore,
+    queue: MemoryWorkQueue,
+    status: TaskStatus,
+    scope: RestartScope,
+) -> None:
+    put(store, status)
+    store.calls.clear()
+    with pytest.raises(InvalidTransition, match=f"Cannot restart task 't' while it is {status.value}") as refused:
+        transitions.restart(UPSERTION, "t", scope)
+    assert refused.value.status == status.value
+    assert "restart" not in store.calls
+    assert "put_chunks" not in store.calls  # no retry set written
+    assert queue.sent == []
+
+
+def test_restart_that_loses_the_race_answers_the_status_now(
+    transitions: TaskTransitions, store: MemoryTaskStore, queue: MemoryWorkQueue
+) -> None:
+    put(store, TaskStatus.DONE)
+    # Another restart wins between the check and the conditional write.
+    store.before("restart", lambda: store.edit(UPSERTION, "t", status=TaskStatus.RUNNING, attempt=2))
+    with pytest.raises(InvalidTransition) as refused:
+        transitions.restart(UPSERTION, "t", RestartScope.ALL)
+    assert refused.value.status == "running"
+    assert queue.sent == []
+
+
+def test_restart_of_an_unknown_task(transitions: TaskTransitions) -> None:
+    with pytest.raises(TaskNotFound):
+        transitions.restart(UPSERTION, "nope", RestartScope.ALL)

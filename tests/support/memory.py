@@ -1,0 +1,296 @@
+"""In-memory twins of the domain's ports: a TaskStore, a WorkQueue and a TransitionRunner.
+
+`MemoryTaskStore` keeps the semantics of `DynamoTaskStore` (every status change conditional on
+attempt and status, a chunk's result recorded once per attempt together with the counters,
+failures paged in chunk order with capped details), and `tests/contract` runs the same suite
+against both, so the two cannot drift. `MemoryTransitions` applies the conditional writes the
+state machines (statemachines/*.asl.json) apply. Every store call copies what goes in and
+comes out, as a round trip through DynamoDB does.
+
+Races are made deterministic with `MemoryTaskStore.before(method, hook)`: the hook runs once,
+at the start of the next call of that method, as if another process had acted just then.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
+from vector_tasks.domain.model import (
+    ORIGINAL_CHUNKS,
+    ChunkOutcome,
+    ChunkRef,
+    Item,
+    ItemFailure,
+    RestartPlan,
+    Task,
+    TaskKind,
+    TaskPage,
+    TaskStatus,
+    cap_failure_detail,
+    item_object_id,
+)
+
+TaskKey = tuple[TaskKind, str]
+
+
+@dataclass
+class _Result:
+    attempt: int
+    succeeded: int
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _stored_copy(task: Task) -> Task:
+    """The task as the table holds it: no failure page."""
+    return replace(task, failures=None, failures_next_offset=None)
+
+
+def _round_trip(items: list[Item]) -> list[Item]:
+    copied: list[Item] = json.loads(json.dumps(items, ensure_ascii=False))
+    return copied
+
+
+class MemoryTaskStore:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._tasks: dict[TaskKey, Task] = {}
+        self._chunks: dict[tuple[TaskKind, str, str], dict[int, list[Item]]] = {}
+        self._results: dict[TaskKey, dict[int, _Result]] = {}
+        self._hooks: dict[str, list[Callable[[], None]]] = {}
+        self.calls: list[str] = []
+        # How many times a failure page was read (a query of every chunk result on DynamoDB).
+        self.failure_reads = 0
+
+    # -- test controls ---------------------------------------------------------------------
+
+    def before(self, method: str, hook: Callable[[], None]) -> None:
+        """Run `hook` once, at the start of the next call of `method` (another process acting)."""
+        self._hooks.setdefault(method, []).append(hook)
+
+    def _enter(self, method: str) -> None:
+        self.calls.append(method)
+        hooks = self._hooks.pop(method, [])
+        for hook in hooks:
+            hook()
+
+    def edit(self, kind: TaskKind, task_id: str, **fields: Any) -> None:
+        """Change stored fields directly (what another writer of the task item would do)."""
+        with self._lock:
+            key = (kind, task_id)
+            self._tasks[key] = replace(self._tasks[key], **fields)
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def insert_task(self, task: Task) -> Task | None:
+        self._enter("insert_task")
+        with self._lock:
+            key = (task.kind, task.task_id)
+            if key in self._tasks:
+                return copy.deepcopy(self._tasks[key])
+            self._tasks[key] = _stored_copy(copy.deepcopy(task))
+            return None
+
+    def get_task(
+        self,
+        kind: TaskKind,
+        task_id: str,
+        with_failures: bool = False,
+        failures_offset: int = 0,
+        failures_limit: int = FAILURES_DEFAULT_LIMIT,
+    ) -> Task | None:
+        self._enter("get_task")
+        with self._lock:
+            stored = self._tasks.get((kind, task_id))
+            if stored is None:
+                return None
+            task = copy.deepcopy(stored)
+            if with_failures:
+                self.failure_reads += 1
+                task.failures, task.failures_next_offset = self._failure_page(task, failures_offset, failures_limit)
+            return task
+
+    def _current_results(self, task: Task) -> list[tuple[int, _Result]]:
+        results = self._results.get((task.kind, task.task_id), {})
+        return sorted((n, r) for n, r in results.items() if r.attempt == task.attempt)
+
+    def _failure_page(self, task: Task, offset: int, limit: int) -> tuple[list[ItemFailure], int | None]:
+        page: list[ItemFailure] = []
+        start = 0
+        for _, result in self._current_results(task):
+            count = len(result.failures)
+            if count and start + count > offset and len(page) < limit:
+                first = max(offset - start, 0)
+                chosen = result.failures[first : first + limit - len(page)]
+                page.extend(ItemFailure(oid, cap_failure_detail(detail)) for oid, detail in chosen)
+            start += count
+        return page, offset + limit if offset + limit < start else None
+
+    def list_tasks(self, kind: TaskKind, status: TaskStatus | None, offset: int, limit: int) -> TaskPage:
+        self._enter("list_tasks")
+        with self._lock:
+            matching = [t for (k, _), t in self._tasks.items() if k is kind and (status is None or t.status is status)]
+            # The ByCreated / ByStatus sort key: creation time as stored (ISO text), then the id.
+            matching.sort(key=lambda t: f"{t.created_at.isoformat()}#{t.task_id}", reverse=True)
+            page = [copy.deepcopy(t) for t in matching[offset : offset + limit]]
+            return TaskPage(tasks=page, next_offset=offset + limit if len(matching) > offset + limit else None)
+
+    def mark_dispatched(self, kind: TaskKind, task_id: str) -> None:
+        self._enter("mark_dispatched")
+        with self._lock:
+            if (kind, task_id) not in self._tasks:
+                raise LookupError(f"{kind.value} task '{task_id}' is not stored")
+            self._tasks[(kind, task_id)].dispatched = True
+
+    def transition(
+        self,
+        task: Task,
+        to: TaskStatus,
+        *,
+        expect: tuple[TaskStatus, ...],
+        now: datetime,
+        error: str | None = None,
+        require_all_chunks: bool = False,
+    ) -> bool:
+        self._enter("transition")
+        with self._lock:
+            stored = self._tasks.get((task.kind, task.task_id))
+            if stored is None or stored.attempt != task.attempt or stored.status not in expect:
+                return False
+            if require_all_chunks and stored.chunks_done != stored.chunk_count:
+                return False
+            stored.status, stored.updated_at, stored.error = to, now, error
+            return True
+
+    # -- chunks ----------------------------------------------------------------------------
+
+    def put_chunks(self, kind: TaskKind, task_id: str, chunks: list[list[Item]], source: str = ORIGINAL_CHUNKS) -> None:
+        self._enter("put_chunks")
+        with self._lock:
+            stored = self._chunks.setdefault((kind, task_id, source), {})
+            for number, items in enumerate(chunks):
+                stored[number] = _round_trip(items)
+
+    def load_chunk(self, ref: ChunkRef, source: str) -> list[Item]:
+        self._enter("load_chunk")
+        with self._lock:
+            items = self._chunks.get((ref.kind, ref.task_id, source), {}).get(ref.chunk)
+            if items is None:
+                raise LookupError(f"chunk {source} {ref.chunk} of {ref.kind.value} task '{ref.task_id}' is not stored")
+            return _round_trip(items)
+
+    def items_not_succeeded(self, task: Task) -> list[Item]:
+        self._enter("items_not_succeeded")
+        with self._lock:
+            chunks = self._chunks.get((task.kind, task.task_id, task.chunk_source), {})
+            recorded = {n: r.failures for n, r in self._current_results(task)}
+            retry: list[Item] = []
+            for number in sorted(chunks):
+                if number >= task.chunk_count:
+                    continue
+                items = _round_trip(chunks[number])
+                if number not in recorded:
+                    retry.extend(items)
+                    continue
+                failed = {oid for oid, _ in recorded[number]}
+                retry.extend(i for i in items if item_object_id(i) in failed)
+            return retry
+
+    def chunk_recorded(self, ref: ChunkRef) -> bool:
+        self._enter("chunk_recorded")
+        with self._lock:
+            result = self._results.get((ref.kind, ref.task_id), {}).get(ref.chunk)
+            return result is not None and result.attempt >= ref.attempt
+
+    def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool:
+        """The result and the counters together, or neither (DynamoTaskStore's transaction)."""
+        self._enter("record_chunk")
+        with self._lock:
+            results = self._results.setdefault((ref.kind, ref.task_id), {})
+            previous = results.get(ref.chunk)
+            if previous is not None and previous.attempt >= ref.attempt:
+                return False
+            task = self._tasks.get((ref.kind, ref.task_id))
+            if task is None or task.attempt != ref.attempt:
+                return False
+            if task.status not in (TaskStatus.RUNNING, TaskStatus.CANCELED):
+                return False
+            results[ref.chunk] = _Result(
+                ref.attempt, outcome.succeeded, [(f.object_id, cap_failure_detail(f.detail)) for f in outcome.failures]
+            )
+            task.succeeded += outcome.succeeded
+            task.failed += len(outcome.failures)
+            task.errors += outcome.errors
+            task.chunks_done += 1
+            task.updated_at = now
+            return True
+
+
+class MemoryWorkQueue:
+    """Keeps what was sent, in order. `fail_next` makes the next send raise before sending."""
+
+    def __init__(self) -> None:
+        self.sent: list[ChunkRef] = []
+        self.fail_next: Exception | None = None
+
+    def send(self, refs: Iterable[ChunkRef]) -> None:
+        if self.fail_next is not None:
+            error, self.fail_next = self.fail_next, None
+            raise error
+        self.sent.extend(refs)
+
+    def drain(self) -> list[ChunkRef]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
+class MemoryTransitions:
+    """The state machines' conditional writes (statemachines/*.asl.json) on a MemoryTaskStore."""
+
+    def __init__(self, store: MemoryTaskStore, queue: MemoryWorkQueue) -> None:
+        self._store = store
+        self._queue = queue
+
+    def cancel(self, task: Task, now: datetime) -> bool:
+        """pending or running -> canceled in this attempt; `error` is left as it is."""
+        self._store._enter("cancel")
+        with self._store._lock:
+            stored = self._store._tasks.get((task.kind, task.task_id))
+            if stored is None or stored.attempt != task.attempt or stored.status not in CANCELABLE_FROM:
+                return False
+            stored.status, stored.updated_at = TaskStatus.CANCELED, now
+        return True
+
+    def restart(self, task: Task, plan: RestartPlan, now: datetime) -> bool:
+        self._store._enter("restart")
+        with self._store._lock:
+            stored = self._store._tasks.get((task.kind, task.task_id))
+            if stored is None or stored.attempt != task.attempt or stored.status not in RESTARTABLE_FROM:
+                return False
+            self._store.edit(
+                task.kind,
+                task.task_id,
+                status=TaskStatus.PENDING,
+                attempt=plan.next_attempt,
+                chunk_source=plan.chunk_source,
+                item_count=plan.item_count,
+                chunk_count=plan.chunk_count,
+                chunks_done=0,
+                succeeded=0,
+                failed=0,
+                errors=0,
+                error=None,
+                updated_at=now,
+            )
+        self._queue.send(ChunkRef(task.kind, task.task_id, plan.next_attempt, n) for n in range(plan.chunk_count))
+        return True
+
+
+CANCELABLE_FROM = (TaskStatus.PENDING, TaskStatus.RUNNING)
+RESTARTABLE_FROM = (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELED)
