@@ -16,6 +16,7 @@ from vector_tasks.adapters.vector_index import (
     REQUEST_TIMEOUT_SECONDS,
     OpenSearchVectorIndex,
     classify_bulk_items,
+    index_body,
     make_client,
 )
 from vector_tasks.domain.registry import default_registry
@@ -160,3 +161,28 @@ def test_classify_bulk_items_without_a_not_found_detail_fails_a_404() -> None:
 def test_classify_bulk_items_needs_one_result_per_id() -> None:
     with pytest.raises(ValueError, match="zip"):
         classify_bulk_items([ok()], ["a", "b"], on_not_found=None)
+
+
+@pytest.mark.parametrize(
+    ("space_type", "engine"), [("cosinesimil", "lucene"), ("l2", "lucene"), ("innerproduct", "faiss")]
+)
+def test_the_index_mapping_is_a_knn_vector_of_the_model(space_type: str, engine: str) -> None:
+    spec = SPEC.model_copy(update={"space_type": space_type, "dimension": 256})
+    body = index_body(spec)
+    assert body["settings"] == {"index": {"knn": True}}
+    assert body["mappings"]["dynamic"] == "strict"
+    properties = body["mappings"]["properties"]
+    assert properties["embedding"] == {
+        "type": "knn_vector",
+        "dimension": 256,
+        "method": {"name": "hnsw", "space_type": space_type, "engine": engine},
+    }
+    assert properties["payload"] == properties["item_info"] == {"type": "flat_object"}
+    assert {name: field["type"] for name, field in properties.items()} == {
+        "object_id": "keyword",
+        "embedding": "knn_vector",
+        "payload": "flat_object",
+        "item_info": "flat_object",
+        "task_id": "keyword",
+        "indexed_at": "date",
+    }
