@@ -7,12 +7,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.support.local_stack import REPO, RunningStack, free_port
+from tests.support.local_stack import RunningStack, spawn_devstack
 
 RUN = "/internal/upsertion-tasks/run"
 JSON = {"Content-Type": "application/json"}
@@ -44,24 +43,12 @@ def test_a_text_body_is_415(local_stack: RunningStack) -> None:
 
 
 def test_ctrl_c_stops_a_busy_stack_quickly_with_one_line() -> None:
-    ports = {"PORT": free_port(), "OPENSEARCH_PORT": free_port(), "MOTO_PORT": free_port()}
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--server-log", os.devnull],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # a terminal's process group of its own, as Ctrl-C sees it
-    )
+    spawned = spawn_devstack("--server-log", os.devnull, stderr=subprocess.PIPE, own_session=True)
+    process = spawned.process
     try:
-        assert process.stdout is not None
-        while not (line := process.stdout.readline()).startswith("Local stack ready"):
-            assert line, "the local stack exited during start-up"
         items = [{"object_id": f"o{i}", "payload": {"text": f"words {i}"}} for i in range(3000)]
         body = json.dumps({"embedding_model_id": "local-hash-384", "items": items}).encode()
-        stack = RunningStack.at(f"http://127.0.0.1:{ports['PORT']}", f"http://127.0.0.1:{ports['OPENSEARCH_PORT']}")
+        stack = RunningStack.at(spawned.api_url, spawned.opensearch_url)
         assert stack.api.call_raw("POST", RUN, body, JSON)[0] == 202
         time.sleep(1)  # workers are busy with its chunks
 
@@ -80,28 +67,17 @@ def test_ctrl_c_stops_a_busy_stack_quickly_with_one_line() -> None:
 
 
 def test_servers_end_with_a_stack_that_is_killed() -> None:
-    ports = {"PORT": free_port(), "OPENSEARCH_PORT": free_port(), "MOTO_PORT": free_port()}
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--server-log", os.devnull],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    while not (line := process.stdout.readline()).startswith("Local stack ready"):
-        assert line, "the local stack exited during start-up"
-    process.kill()  # no chance to stop its servers, which run in sessions of their own
-    process.wait()
+    spawned = spawn_devstack("--server-log", os.devnull)
+    spawned.process.kill()  # no chance to stop its servers, which run in sessions of their own
+    spawned.process.wait()
+    server_ports = (spawned.ports["MOTO_PORT"], spawned.ports["OPENSEARCH_PORT"])
 
     def listening(port: int) -> bool:
         with socket.socket() as probe:
             return probe.connect_ex(("127.0.0.1", port)) == 0
 
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (listening(ports["MOTO_PORT"]) or listening(ports["OPENSEARCH_PORT"])):
+    while time.monotonic() < deadline and any(listening(port) for port in server_ports):
         time.sleep(0.2)
-    assert not listening(ports["MOTO_PORT"]), "moto outlived the stack"
-    assert not listening(ports["OPENSEARCH_PORT"]), "osmem outlived the stack"
+    assert not listening(spawned.ports["MOTO_PORT"]), "moto outlived the stack"
+    assert not listening(spawned.ports["OPENSEARCH_PORT"]), "osmem outlived the stack"

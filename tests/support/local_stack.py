@@ -42,38 +42,71 @@ class RunningStack:
         return f"{name}-{self.run_tag}" if self.run_tag else name
 
 
+@dataclass
+class SpawnedStack:
+    """A `python -m devstack` process that has printed "Local stack ready"."""
+
+    process: subprocess.Popen[str]
+    ports: dict[str, int]
+    banner: list[str]  # what it printed up to and including the ready line
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['PORT']}"
+
+    @property
+    def opensearch_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['OPENSEARCH_PORT']}"
+
+
+def spawn_devstack(
+    *args: str, env: dict[str, str] | None = None, stderr: int = subprocess.DEVNULL, own_session: bool = False
+) -> SpawnedStack:
+    """Start `python -m devstack ARGS` on free ports and wait until it is ready (120 s at most).
+
+    `own_session`: a process group of its own, as a terminal's foreground job is for Ctrl-C.
+    """
+    ports = {"PORT": free_port(), "OPENSEARCH_PORT": free_port(), "MOTO_PORT": free_port()}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {}), **{k: str(v) for k, v in ports.items()}},
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        start_new_session=own_session,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 120
+    banner: list[str] = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the local stack exited during start-up: {banner}")
+        banner.append(line)
+        if line.startswith("Local stack ready"):
+            return SpawnedStack(process, ports, banner)
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"the local stack was not ready within 120 s: {banner}")
+
+
 @contextmanager
 def start_local_stack(log_dir: Path) -> Iterator[RunningStack]:
     """Start the stack, wait for "Local stack ready", yield its clients; stop it on exit."""
-    ports = {"PORT": free_port(), "OPENSEARCH_PORT": free_port(), "MOTO_PORT": free_port()}
     log, sam_env = log_dir / "servers.log", log_dir / "sam-env.json"
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "RETRY_AFTER": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--server-log", str(log), "--sam-env-file", str(sam_env)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    spawned = spawn_devstack("--server-log", str(log), "--sam-env-file", str(sam_env), env={"RETRY_AFTER": "1"})
+    process = spawned.process
     drain: subprocess.Popen[bytes] | None = None
     try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 120
-        lines: list[str] = []
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError(f"the local stack exited during start-up: {lines}")
-            lines.append(line)
-            if line.startswith("Local stack ready"):
-                break
-        urls = dict(line.split(":", 1) for line in lines if line.startswith(("API:", "OpenSearch:")))
-        assert urls["API"].strip() == f"http://127.0.0.1:{ports['PORT']}"
-        assert urls["OpenSearch"].strip() == f"http://127.0.0.1:{ports['OPENSEARCH_PORT']}"
+        urls = dict(line.split(":", 1) for line in spawned.banner if line.startswith(("API:", "OpenSearch:")))
+        assert urls["API"].strip() == spawned.api_url
+        assert urls["OpenSearch"].strip() == spawned.opensearch_url
         # Keep draining stdout (handler logs) so the stack never blocks on a full pipe.
         drain = subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
-        running = RunningStack.at(urls["API"].strip(), urls["OpenSearch"].strip())
+        running = RunningStack.at(spawned.api_url, spawned.opensearch_url)
         running.sam_env_file = sam_env
         yield running
     finally:
