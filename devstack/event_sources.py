@@ -60,10 +60,6 @@ class SqsPoller:
         if self.running:
             self._thread.join(timeout)
 
-    def stop(self) -> None:
-        self.request_stop()
-        self.join(timeout=10)
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
