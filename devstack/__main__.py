@@ -12,11 +12,9 @@ from pathlib import Path
 
 from devstack.stack import DevStack, DevStackConfig
 
-# The handlers are imported by their template `Handler` (e.g. vector_tasks.handlers.submit_api.lambda_handler),
-# relative to `CodeUri: functions/` as in a Lambda package: the one place a process that serves
-# the stack puts functions/ on sys.path (pytest does it through pyproject.toml's `pythonpath`).
-FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
-
+# Variables of this process's environment that reach every function (as `sam local invoke
+# --env-vars` would set them); nothing else of it does.
+FUNCTION_OVERRIDES = ("POWERTOOLS_LOG_LEVEL",)
 # How long Ctrl-C waits for invocations under way; the state is in memory and goes anyway.
 STOP_GRACE_SECONDS = 2.0
 
@@ -42,8 +40,6 @@ def main() -> int:
         help="written at start: `sam local invoke --env-vars` pointing each function at this stack (make invoke)",
     )
     args = parser.parse_args()
-    if str(FUNCTIONS_DIR) not in sys.path:
-        sys.path.insert(0, str(FUNCTIONS_DIR))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for chatty in ("botocore", "boto3", "urllib3", "opensearch"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -60,6 +56,7 @@ def main() -> int:
             retry_after=args.retry_after,
             server_log=server_log,
             sam_env_file=args.sam_env_file,
+            function_overrides={name: os.environ[name] for name in FUNCTION_OVERRIDES if name in os.environ},
         )
         stack = DevStack(config).start()
         print(f"API:        {stack.api_url}", flush=True)

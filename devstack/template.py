@@ -157,13 +157,14 @@ class Template:
         return {key: str(self.resolve(raw)) for key, raw in spec.environment.items()}
 
     def shared_environment(self) -> dict[str, str]:
-        """The union of every function's variables; they must agree, as the local stack runs all
-        functions in one process (the template declares them in Globals)."""
+        """The union of every function's variables, for the integration tier, which runs every
+        function in the test process (the local stack gives each its own); they must agree there
+        (the template declares them in Globals)."""
         merged: dict[str, str] = {}
         for spec in self.functions():
             for key, value in self.function_environment(spec).items():
                 if merged.setdefault(key, value) != value:
-                    raise ValueError(f"functions disagree on {key}; the local stack runs them in one process")
+                    raise ValueError(f"functions disagree on {key}; the integration tier runs them in one process")
         return merged
 
     def functions(self) -> list[FunctionSpec]:

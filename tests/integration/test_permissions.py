@@ -4,7 +4,6 @@ action fails its execution."""
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -168,7 +167,6 @@ def _free_port() -> int:
 
 def test_the_local_stacks_pollers_receive_with_the_functions_role() -> None:
     """`make run`'s stack (moto server): the SQS event source acts with the function's role."""
-    saved = dict(os.environ)
     config = DevStackConfig(
         port=_free_port(), opensearch_port=_free_port(), moto_port=_free_port(), start_pollers=False
     )
@@ -187,5 +185,3 @@ def test_the_local_stacks_pollers_receive_with_the_functions_role() -> None:
         assert "DeadLetterFunction is not authorized to perform: sqs:ReceiveMessage" in str(raised.value)
     finally:
         stack.stop()
-        os.environ.clear()
-        os.environ.update(saved)
