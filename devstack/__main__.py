@@ -32,6 +32,19 @@ def main() -> int:
         default=int(os.environ["RETRY_AFTER"]) if os.environ.get("RETRY_AFTER") else None,
         help="seconds before a failed SQS record is redelivered (default: the queue's visibility timeout)",
     )
+    parser.add_argument(
+        "--reconcile-every",
+        type=float,
+        default=float(os.environ["RECONCILE_EVERY"]) if os.environ.get("RECONCILE_EVERY") else None,
+        help="seconds between reconciler runs (env RECONCILE_EVERY; default: the template's ReconcileSchedule)",
+    )
+    parser.add_argument(
+        "--reconcile-stall-after",
+        type=int,
+        default=int(os.environ["RECONCILE_STALL_AFTER"]) if os.environ.get("RECONCILE_STALL_AFTER") else None,
+        help="seconds without progress before the reconciler acts on a task (env RECONCILE_STALL_AFTER; "
+        "default: the template's ReconcileStallAfterSeconds)",
+    )
     parser.add_argument("--server-log", type=Path, default=Path(".devstack/servers.log"), help="moto and osmem output")
     parser.add_argument(
         "--sam-env-file",
@@ -57,6 +70,12 @@ def main() -> int:
             server_log=server_log,
             sam_env_file=args.sam_env_file,
             function_overrides={name: os.environ[name] for name in FUNCTION_OVERRIDES if name in os.environ},
+            schedule_every=args.reconcile_every,
+            parameters=(
+                {}
+                if args.reconcile_stall_after is None
+                else {"ReconcileStallAfterSeconds": str(args.reconcile_stall_after)}
+            ),
         )
         stack = DevStack(config).start()
         print(f"API:        {stack.api_url}", flush=True)

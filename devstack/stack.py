@@ -22,6 +22,7 @@ from devstack.lambda_runtime import ContainerFunction, container_functions
 from devstack.permissions import Permissions
 from devstack.processes import ChildServer, start_moto, start_osmem
 from devstack.resources import create_resources
+from devstack.schedules import ScheduledInvoker
 from devstack.template import LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
 
 # moto accepts any credentials; these stand in for the role's.
@@ -73,6 +74,11 @@ class DevStackConfig:
     # Added to every function's environment (e.g. POWERTOOLS_LOG_LEVEL), as `sam local
     # invoke --env-vars` would; nothing else of this process's environment reaches a function.
     function_overrides: dict[str, str] = field(default_factory=dict)
+    # Template parameter values besides the local ones (as `sam deploy --parameter-overrides`).
+    parameters: dict[str, str] = field(default_factory=dict)
+    # Run every schedule of the template this often (seconds) instead of its rate; None keeps it.
+    schedule_every: float | None = None
+    start_schedules: bool = True  # False: tests that invoke the scheduled functions themselves
 
 
 class DevStack:
@@ -81,6 +87,7 @@ class DevStack:
         self.servers: list[ChildServer] = []
         self.functions: list[ContainerFunction] = []
         self.pollers: list[SqsPoller] = []
+        self.schedules: list[ScheduledInvoker] = []
         self.gateway: ApiGateway | None = None
         self.template: Template | None = None
         self.aws = LocalAws(f"http://{config.host}:{config.moto_port}")
@@ -133,7 +140,12 @@ class DevStack:
         self.servers.append(start_osmem(c.opensearch_port, c.server_log))
         template = Template(
             load_template(),
-            parameters={"Stage": c.stage, "ExistingOpenSearchEndpoint": self.opensearch_url, "OpenSearchAuth": "none"},
+            parameters={
+                **c.parameters,
+                "Stage": c.stage,
+                "ExistingOpenSearchEndpoint": self.opensearch_url,
+                "OpenSearchAuth": "none",
+            },
             pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
         # Before any client exists: they copy the permission hook when built.
@@ -147,6 +159,11 @@ class DevStack:
         for function in self.functions:
             function.start()  # the containers import their handlers side by side
         self.pollers = pollers_for(template, self.functions, self.aws.client("sqs"), retry_after=c.retry_after)
+        self.schedules = [
+            ScheduledInvoker(function, source, c.schedule_every)
+            for function in self.functions
+            for source in function.spec.schedules
+        ]
         self.gateway = ApiGateway(self.functions, c.host, c.port, c.stage)
         self.gateway.start()
         for function in self.functions:
@@ -154,16 +171,21 @@ class DevStack:
         if c.start_pollers:
             for poller in self.pollers:
                 poller.start()
+        if c.start_schedules:
+            for schedule in self.schedules:
+                schedule.start()
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop taking work, give invocations under way up to `grace` seconds, then stop the
         containers and the servers."""
-        for poller in self.pollers:
-            poller.request_stop()
+        sources: list[SqsPoller | ScheduledInvoker] = [*self.pollers, *self.schedules]
+        for source in sources:
+            source.request_stop()
         give_up_at = time.monotonic() + grace
-        for poller in self.pollers:
-            poller.join(max(0.0, give_up_at - time.monotonic()))
+        for source in sources:
+            source.join(max(0.0, give_up_at - time.monotonic()))
         self.pollers.clear()
+        self.schedules.clear()
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None

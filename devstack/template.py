@@ -57,6 +57,14 @@ class SqsEventSource:
 
 
 @dataclass
+class ScheduleSource:
+    """An EventBridge Scheduler schedule (SAM `ScheduleV2`) that invokes the function."""
+
+    expression: str  # as written, intrinsics unresolved; see Template.resolve
+    input: str
+
+
+@dataclass
 class FunctionSpec:
     logical_id: str
     handler: str
@@ -66,6 +74,7 @@ class FunctionSpec:
     environment: dict[str, Any]
     routes: list[tuple[str, str]] = field(default_factory=list)  # (METHOD, /path)
     sqs_sources: list[SqsEventSource] = field(default_factory=list)
+    schedules: list[ScheduleSource] = field(default_factory=list)
 
 
 class Template:
@@ -199,6 +208,9 @@ class Template:
                             in event_props.get("FunctionResponseTypes", []),
                         )
                     )
+                elif event["Type"] == "ScheduleV2":
+                    expression = self.resolve(event_props["ScheduleExpression"])
+                    spec.schedules.append(ScheduleSource(expression, event_props.get("Input", "{}")))
                 else:
                     raise ValueError(f"{logical_id}: event type {event['Type']} is not supported locally")
             specs.append(spec)
