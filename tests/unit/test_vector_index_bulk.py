@@ -98,7 +98,7 @@ def test_transient_request_errors_are_retried_then_hand_the_chunk_back() -> None
 def test_items_rejected_with_429_past_the_retries_hand_the_chunk_back() -> None:
     busy = {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}}
     client = ScriptedClient({"items": [ok(), busy]}, {"items": [busy]}, {"items": [busy]})
-    with pytest.raises(StillUnavailable, match="es_rejected_execution_exception.*1 items pending"):
+    with pytest.raises(StillUnavailable, match=r"es_rejected_execution_exception.*1 items pending"):
         index_with(client).upsert(SPEC, docs("a", "b"), "t", LATER)
 
 
