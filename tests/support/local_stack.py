@@ -58,6 +58,10 @@ class SpawnedStack:
     def opensearch_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['OPENSEARCH_PORT']}"
 
+    @property
+    def aws_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['MOTO_PORT']}"
+
 
 def spawn_devstack(
     *args: str, env: dict[str, str] | None = None, stderr: int = subprocess.DEVNULL, own_session: bool = False

@@ -94,14 +94,18 @@ class DynamoTaskStore:
         (tests inject a seeded or fixed jitter and a fake sleep)."""
         self._table_name = table_name
         self._resource = resource
+        self._table_instance: Any = None
         self._conflict_retry = conflict_retry or conflict_retry_policy()
         self._sleep = sleep
 
     @property
     def _table(self) -> Any:
-        if self._resource is None:
-            self._resource = boto3.resource("dynamodb")
-        return self._resource.Table(self._table_name)
+        # Made once: building a Table resource costs tens of milliseconds, every time.
+        if self._table_instance is None:
+            if self._resource is None:
+                self._resource = boto3.resource("dynamodb")
+            self._table_instance = self._resource.Table(self._table_name)
+        return self._table_instance
 
     @property
     def _client(self) -> Any:
