@@ -45,14 +45,15 @@ TESTS: dict[str, list[str]] = {
     "transitions": DOMAIN_TESTS,
     "chunking": DOMAIN_TESTS,
     "lifecycle": DOMAIN_TESTS,
+    "reconcile": DOMAIN_TESTS,
 }
 OTHER_TESTS = ["tests/domain", "tests/unit", "tests/contract/test_task_store.py", "-k", "not dynamodb"]
-TARGETS = ("processing", "tasks", "transitions", "chunking")
+TARGETS = ("processing", "tasks", "transitions", "chunking", "reconcile")
 TIMEOUT_S = 60.0
 
 # (module, "line:col operator") -> why no test can kill it. Reviewed by hand; see README.
 EQUIVALENT: dict[tuple[str, str], str] = {
-    ("processing", "119:107 True -> False"): (
+    ("processing", "73:99 True -> False"): (
         "require_all_chunks on the final transition: the task was just read in this attempt with "
         "chunks_done >= chunk_count, counters only grow within an attempt, and a restart changes the "
         "attempt, which the same write refuses anyway"

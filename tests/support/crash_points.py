@@ -202,9 +202,13 @@ def hooks_installed() -> Iterator[None]:
 
 
 @contextmanager
-def armed(plan: FaultPlan) -> Iterator[FaultPlan]:
-    """Count (and fail) the calls made in this block; calls after it pass untouched."""
+def armed(plan: FaultPlan | None) -> Iterator[FaultPlan | None]:
+    """Count (and fail) the calls made in this block; calls after it pass untouched. None: a
+    block in which nothing is counted or failed."""
     global _ACTIVE
+    if plan is None:
+        yield None
+        return
     _ACTIVE, plan.armed = plan, True
     try:
         yield plan
