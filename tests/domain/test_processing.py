@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.memory import MemoryTaskStore
 from vector_tasks.domain.model import ChunkRef, Item, ItemFailure, Task, TaskKind, TaskStatus
-from vector_tasks.domain.processing import ChunkProcessor, Delivery, final_status
+from vector_tasks.domain.processing import ChunkProcessor, Delivery, final_status, finish_if_complete
 
 from .conftest import ScriptedAction
 
@@ -327,6 +327,30 @@ def test_a_duplicate_of_a_chunk_does_not_finish_a_task_with_chunks_still_to_reco
     assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
     assert processor.process(ref(0), DEADLINE) is Delivery.DUPLICATE
     assert now(store).status is TaskStatus.RUNNING
+    assert store.calls.count("transition") == 1  # the start only: no final write tried per chunk
+
+
+@pytest.mark.parametrize(
+    ("status", "chunks_done"),
+    [(TaskStatus.RUNNING, 1), (TaskStatus.CANCELED, 2), (TaskStatus.DONE, 2), (TaskStatus.PENDING, 0)],
+)
+def test_finish_if_complete_leaves_a_task_that_is_not_running_with_every_chunk_in(
+    store: MemoryTaskStore, status: TaskStatus, chunks_done: int
+) -> None:
+    put(store)
+    store.edit(UPSERTION, "t", status=status, chunks_done=chunks_done)
+    assert finish_if_complete(store, now(store)) is False
+    assert now(store).status is status
+    assert "transition" not in store.calls
+
+
+def test_finish_if_complete_says_when_it_finished_the_task(store: MemoryTaskStore) -> None:
+    put(store)
+    store.edit(UPSERTION, "t", status=TaskStatus.RUNNING, chunks_done=2)
+    read = now(store)
+    assert finish_if_complete(store, read) is True
+    assert finish_if_complete(store, read) is False  # the same read again: the write is refused
+    assert now(store).status is TaskStatus.DONE
 
 
 @pytest.mark.parametrize("path", ["process", "abandon"])

@@ -241,3 +241,46 @@ def test_a_run_past_its_deadline_stops_before_the_next_task(
     assert (report.examined, report.out_of_budget) == (0, True)
     assert queue.sent == []
     assert reconciler.run(NO_DEADLINE).redispatched_tasks == 1
+
+
+def test_a_run_stops_at_its_deadline_exactly(store: MemoryTaskStore, queue: MemoryWorkQueue, clock: Clock) -> None:
+    put(store, "t", TaskStatus.PENDING)
+    clock.advance(STALL)
+    at_deadline = Reconciler(store, queue, STALL, clock=clock, monotonic=lambda: 100.0)
+    assert at_deadline.run(deadline=100.0).examined == 0
+    assert at_deadline.run(deadline=100.5).redispatched_tasks == 1
+
+
+def test_every_kind_of_repair_counts_against_the_budget(
+    store: MemoryTaskStore, queue: MemoryWorkQueue, clock: Clock
+) -> None:
+    put(store, "finish", TaskStatus.RUNNING)
+    for chunk in range(3):
+        record(store, "finish", chunk)
+    put(store, "missing", TaskStatus.RUNNING, chunks=False, at=T0 + timedelta(seconds=1))
+    put(store, "resend", TaskStatus.RUNNING, at=T0 + timedelta(seconds=2))
+    clock.advance(STALL + timedelta(minutes=1))
+    report = Reconciler(store, queue, STALL, max_repairs=2, clock=clock).run(NO_DEADLINE)
+    assert (report.finished, report.failed_items_missing, report.redispatched_tasks) == (1, 1, 0)
+    assert report.out_of_budget is True
+
+
+def test_the_default_budget_is_100_repairs_a_run(store: MemoryTaskStore, queue: MemoryWorkQueue, clock: Clock) -> None:
+    """The README's figure."""
+    for n in range(101):
+        put(store, f"t{n:03d}", TaskStatus.RUNNING, at=T0 + timedelta(seconds=n))
+        for chunk in range(3):
+            record(store, f"t{n:03d}", chunk)
+    report = Reconciler(store, queue, STALL, clock=clock).run(NO_DEADLINE)
+    assert (report.finished, report.out_of_budget) == (100, True)
+
+
+def test_the_default_budget_is_500_tasks_of_each_kind_and_status_a_run(
+    store: MemoryTaskStore, queue: MemoryWorkQueue, clock: Clock
+) -> None:
+    """The README's figure: the 501st waits for the next run."""
+    for n in range(501):
+        put(store, f"t{n:03d}", TaskStatus.RUNNING, at=T0 + timedelta(seconds=n))
+    reconciler = Reconciler(store, queue, STALL, clock=clock)
+    assert reconciler.run(NO_DEADLINE).examined == 500
+    assert reconciler.run(NO_DEADLINE).examined == 1

@@ -273,6 +273,7 @@ def test_a_restart_naming_its_attempt_happens_once_however_often_it_is_sent(
     # The answer was lost (a 503, a dropped connection): the client sends the same request.
     again = transitions.restart(UPSERTION, "t", RestartScope.ALL, attempt=1)
     assert (again.attempt, again.status) == (2, TaskStatus.PENDING)
+    assert again.failures == []  # answered as any restart is: with its first page of failures
     assert queue.drain() == []  # nothing restarted twice
     assert store.calls.count("restart") == 1
 
@@ -309,6 +310,7 @@ def test_a_restart_that_loses_the_race_to_the_same_restart_answers_with_the_winn
     store.before("restart", lambda: other.restart(UPSERTION, "t", RestartScope.ALL, attempt=1))
     answer = transitions.restart(UPSERTION, "t", RestartScope.ALL, attempt=1)
     assert answer.attempt == 2
+    assert answer.failures == []
     assert attempt_of(store) == 2
     assert task.attempt == 1
 

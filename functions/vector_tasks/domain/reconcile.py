@@ -55,15 +55,18 @@ class Reconciler:
         per_partition: int = 500,
         max_repairs: int = 100,
         clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`per_partition`: tasks read per kind and status per run; `max_repairs`: tasks
-        repaired per run at most (each repair is a few more requests)."""
+        repaired per run at most (each repair is a few more requests). `clock` tells the stall
+        period, `monotonic` the run's deadline (tests inject both)."""
         self._store = store
         self._queue = queue
         self._stall_after = stall_after
         self._per_partition = per_partition
         self._max_repairs = max_repairs
         self._clock = clock
+        self._monotonic = monotonic
 
     def run(self, deadline: float) -> ReconcileReport:
         """One pass over the unfinished tasks, within the budgets and `deadline` (monotonic)."""
@@ -81,7 +84,7 @@ class Reconciler:
         page = self._store.unfinished_tasks(kind, status, after, self._per_partition)
         cursor = after
         for position, task in page.entries:
-            if time.monotonic() >= deadline or report.repaired >= self._max_repairs:
+            if self._monotonic() >= deadline or report.repaired >= self._max_repairs:
                 self._store.save_reconcile_cursor(kind, status, cursor)
                 return False
             report.examined += 1
