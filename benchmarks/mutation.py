@@ -58,9 +58,8 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "chunks_done >= chunk_count, counters only grow within an attempt, and a restart changes the "
         "attempt, which the same write refuses anyway"
     ),
-    ("reconcile", "86:16 return None"): (
-        "_partition's False when a budget runs out: the caller only tests it for truth, and None is "
-        "false as well"
+    ("reconcile", "89:16 return None"): (
+        "_partition's False when a budget runs out: the caller only tests it for truth, and None is false as well"
     ),
     ("model", "60:7 <= -> <"): (
         "the length test is a short cut: a detail it no longer takes goes to the exact size test, "

@@ -40,6 +40,9 @@ from devstack.template import LOCAL_ACCOUNT, LOCAL_REGION, FunctionSpec, Templat
 # Lambda's limit for a synchronous invocation's request and response payloads.
 PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
 REPO = Path(__file__).resolve().parent.parent
+# Lambda's init phase (importing the handler) has a limit of its own, not counted in the
+# function's Timeout.
+INIT_SECONDS = 10.0
 # The root of the Lambda package (`CodeUri: functions/`): the handlers import from here.
 TASK_ROOT = REPO / "functions"
 
@@ -300,9 +303,9 @@ class ContainerFunction(LocalFunction):
 
     def _run(self, event: dict[str, Any], wait: float) -> Any:
         self._lock.acquire()
-        context = self._context()
         try:
-            container = self._ready(context.deadline)
+            container = self._ready(time.monotonic() + INIT_SECONDS)
+            context = self._context()  # the invocation's time starts once the runtime is up
             request = {"event": event, "request_id": context.aws_request_id, "deadline": context.deadline}
             container.requests.send_bytes(json.dumps(request).encode())
             message = container.answer(min(wait, context.get_remaining_time_in_millis() / 1000))

@@ -22,6 +22,7 @@ from tests.support.memory import MemoryTaskStore
 from vector_tasks.domain.limits import CHUNK_MAX_BYTES
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
+    WRITE_VERSION_BASE,
     ChunkOutcome,
     ChunkRef,
     Item,
@@ -716,3 +717,41 @@ def test_mark_reconciled_is_refused_once_the_task_moved_on(store: TaskStore, req
     restart(store, request, other)
     assert store.mark_reconciled(other, T0) is False
     assert stored(store, other).reconciled_at is None
+
+
+# -- ordering across tasks ---------------------------------------------------------------------
+
+
+def test_write_versions_grow_per_model_from_above_the_base(store: TaskStore) -> None:
+    a1, a2 = store.next_write_version("model-a"), store.next_write_version("model-a")
+    b1 = store.next_write_version("model-b")
+    assert a1 == b1 == WRITE_VERSION_BASE + 1
+    assert a2 == a1 + 1
+
+
+def test_write_versions_taken_at_once_are_all_different(make_store: Callable[[], TaskStore]) -> None:
+    stores = [make_store() for _ in range(8)]
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def take(own: TaskStore) -> None:
+        for _ in range(10):
+            version = own.next_write_version("contended")
+            with lock:
+                taken.append(version)
+
+    threads = [threading.Thread(target=take, args=(own,)) for own in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(taken) == list(range(WRITE_VERSION_BASE + 1, WRITE_VERSION_BASE + 81))
+
+
+def test_the_write_version_and_superseded_count_are_stored_with_the_task(store: TaskStore) -> None:
+    task = started(store, make_task("v", write_version=WRITE_VERSION_BASE + 9))
+    assert task.write_version == WRITE_VERSION_BASE + 9
+    assert store.record_chunk(ChunkRef(UPSERTION, "v", 1, 0), ChunkOutcome(succeeded=5, superseded=2), now=T0)
+    assert store.record_chunk(ChunkRef(UPSERTION, "v", 1, 1), ChunkOutcome(succeeded=1, superseded=1), now=T0)
+    again = stored(store, task)
+    assert (again.succeeded, again.superseded, again.progress.superseded) == (6, 3, 3)

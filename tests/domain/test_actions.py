@@ -11,7 +11,16 @@ import pytest
 from vector_tasks.domain.actions import DeleteChunk, UpsertChunk
 from vector_tasks.domain.embedder import EmbedOutcome, TextEmbedder
 from vector_tasks.domain.errors import TaskCannotRun
-from vector_tasks.domain.model import ChunkOutcome, Item, ItemFailure, Task, TaskKind, TaskStatus
+from vector_tasks.domain.model import (
+    WRITE_VERSION_BASE,
+    ChunkOutcome,
+    IndexWrite,
+    Item,
+    ItemFailure,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
 from vector_tasks.domain.registry import EmbeddingModelSpec, ModelInput, ModelRegistry
 from vector_tasks.domain.vectorize import VectorDocument
 
@@ -36,21 +45,25 @@ REGISTRY = ModelRegistry([TEXT, VECTOR])
 
 @dataclass
 class FakeIndex:
-    """Fails the object ids it is told to; remembers every call."""
+    """Fails the object ids it is told to refuse, counts those it holds newer versions of as
+    superseded; remembers every call with the version it carried."""
 
     refuse: set[str] = field(default_factory=set)
-    upserts: list[tuple[str, list[VectorDocument], str]] = field(default_factory=list)
-    deletes: list[tuple[str, list[str]]] = field(default_factory=list)
+    newer: set[str] = field(default_factory=set)
+    upserts: list[tuple[str, list[VectorDocument], str, int]] = field(default_factory=list)
+    deletes: list[tuple[str, list[str], int]] = field(default_factory=list)
 
     def upsert(
-        self, spec: EmbeddingModelSpec, documents: list[VectorDocument], task_id: str, deadline: float
-    ) -> list[ItemFailure]:
-        self.upserts.append((spec.id, documents, task_id))
-        return [ItemFailure(d.object_id, "refused") for d in documents if d.object_id in self.refuse]
+        self, spec: EmbeddingModelSpec, documents: list[VectorDocument], task_id: str, version: int, deadline: float
+    ) -> IndexWrite:
+        self.upserts.append((spec.id, documents, task_id, version))
+        failures = [ItemFailure(d.object_id, "refused") for d in documents if d.object_id in self.refuse]
+        return IndexWrite(failures, superseded=sum(1 for d in documents if d.object_id in self.newer))
 
-    def delete(self, spec: EmbeddingModelSpec, object_ids: list[str], deadline: float) -> list[ItemFailure]:
-        self.deletes.append((spec.id, object_ids))
-        return [ItemFailure(o, "Object not found in index", False) for o in object_ids if o in self.refuse]
+    def delete(self, spec: EmbeddingModelSpec, object_ids: list[str], version: int, deadline: float) -> IndexWrite:
+        self.deletes.append((spec.id, object_ids, version))
+        failures = [ItemFailure(o, "Object not found in index", False) for o in object_ids if o in self.refuse]
+        return IndexWrite(failures, superseded=sum(1 for o in object_ids if o in self.newer))
 
 
 class FakeEmbedder:
@@ -58,8 +71,11 @@ class FakeEmbedder:
         return ["is too long" if t == "long" else np.array([1.0, float(len(t))], dtype=np.float32) for t in texts]
 
 
+VERSION = WRITE_VERSION_BASE + 42
+
+
 def task(model: str, kind: TaskKind = TaskKind.UPSERTION) -> Task:
-    return Task(kind, "t", model, TaskStatus.RUNNING, T0, T0, 1, 3, 1, "fp")
+    return Task(kind, "t", model, TaskStatus.RUNNING, T0, T0, 1, 3, 1, "fp", write_version=VERSION)
 
 
 def test_upsert_of_text_embeds_writes_and_counts() -> None:
@@ -79,8 +95,8 @@ def test_upsert_of_text_embeds_writes_and_counts() -> None:
     outcome = UpsertChunk(REGISTRY, index, embedder_for).apply(task("text-2"), items, DEADLINE)
 
     assert asked == ["text-2"]
-    [(model, documents, task_id)] = index.upserts
-    assert (model, task_id) == ("text-2", "t")
+    [(model, documents, task_id, version)] = index.upserts
+    assert (model, task_id, version) == ("text-2", "t", VERSION)
     assert documents == [
         VectorDocument("ok", [1.0, 3.0], {"text": "abc"}, {"k": 1}),
         VectorDocument("w", [1.0, 1.0], {"text": "x"}, None),
@@ -110,10 +126,19 @@ def test_upsert_of_vectors_needs_no_embedder() -> None:
 def test_delete_counts_what_the_index_removed() -> None:
     index = FakeIndex(refuse={"gone"})
     outcome = DeleteChunk(REGISTRY, index).apply(task("vector-2", TaskKind.DELETION), ["a", "gone", "b"], DEADLINE)
-    assert index.deletes == [("vector-2", ["a", "gone", "b"])]
+    assert index.deletes == [("vector-2", ["a", "gone", "b"], VERSION)]
     assert outcome.succeeded == 2
     assert outcome.failures == (ItemFailure("gone", "Object not found in index", False),)
     assert outcome.errors == 0
+
+
+def test_superseded_writes_count_as_succeeded_and_are_counted_apart() -> None:
+    index = FakeIndex(newer={"old"})
+    items: list[Item] = [{"object_id": "old", "payload": {"v": [1, 2]}}, {"object_id": "new", "payload": {"v": [3, 4]}}]
+    outcome = UpsertChunk(REGISTRY, index, lambda spec: FakeEmbedder()).apply(task("vector-2"), items, DEADLINE)
+    assert outcome == ChunkOutcome(succeeded=2, superseded=1)
+    deleted = DeleteChunk(REGISTRY, index).apply(task("vector-2", TaskKind.DELETION), ["old", "x"], DEADLINE)
+    assert deleted == ChunkOutcome(succeeded=2, superseded=1)
 
 
 @pytest.mark.parametrize("kind", list(TaskKind))

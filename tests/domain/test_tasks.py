@@ -10,7 +10,16 @@ from tests.support.memory import MemoryTaskStore, MemoryWorkQueue
 from vector_tasks.domain.chunking import request_fingerprint, split_into_chunks
 from vector_tasks.domain.errors import CreateInterrupted, TaskIdConflict, TaskNotFound, UnknownEmbeddingModel
 from vector_tasks.domain.limits import CHUNK_MAX_ITEMS, FAILURES_DEFAULT_LIMIT
-from vector_tasks.domain.model import ORIGINAL_CHUNKS, ChunkOutcome, ChunkRef, Item, ItemFailure, TaskKind, TaskStatus
+from vector_tasks.domain.model import (
+    ORIGINAL_CHUNKS,
+    WRITE_VERSION_BASE,
+    ChunkOutcome,
+    ChunkRef,
+    Item,
+    ItemFailure,
+    TaskKind,
+    TaskStatus,
+)
 from vector_tasks.domain.tasks import TaskService
 
 from .conftest import MODEL
@@ -220,3 +229,13 @@ def test_refusals_of_a_create_are_not_interruptions(service: TaskService) -> Non
         service.create(UPSERTION, MODEL, "t", items(3))
     with pytest.raises(UnknownEmbeddingModel):
         service.create(UPSERTION, "nope", "u", items(1))
+
+
+def test_each_create_is_given_a_newer_write_version_of_its_model(service: TaskService, store: MemoryTaskStore) -> None:
+    first, _ = service.create(UPSERTION, MODEL, "a", items(2))
+    second, _ = service.create(TaskKind.DELETION, MODEL, "b", ["o0"])
+    assert WRITE_VERSION_BASE < first.write_version < second.write_version
+    replayed, created = service.create(UPSERTION, MODEL, "a", items(2))
+    assert (created, replayed.write_version) == (False, first.write_version)  # the stored task keeps its own
+    stored = store.get_task(UPSERTION, "a")
+    assert stored is not None and stored.write_version == first.write_version

@@ -10,6 +10,7 @@ from tests.support.memory import MemoryTaskStore, MemoryTransitions, MemoryWorkQ
 from vector_tasks.domain.errors import AttemptMismatch, InvalidTransition, NothingToRetry, TaskNotFound
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
+    WRITE_VERSION_BASE,
     ChunkOutcome,
     ChunkRef,
     Item,
@@ -349,3 +350,14 @@ def test_a_cancel_that_loses_the_race_to_a_restart_is_an_attempt_mismatch(
     with pytest.raises(AttemptMismatch):
         transitions.cancel(UPSERTION, "t", attempt=1)
     assert status_of(store) is TaskStatus.PENDING
+
+
+def test_a_restart_is_given_a_newer_write_version_and_its_superseded_count_starts_again(
+    transitions: TaskTransitions, store: MemoryTaskStore
+) -> None:
+    put(store, TaskStatus.DONE)
+    store.edit(UPSERTION, "t", write_version=WRITE_VERSION_BASE + 1, superseded=2)
+    other = store.next_write_version("m")  # another task of the model accepted meanwhile
+    restarted = transitions.restart(UPSERTION, "t", RestartScope.ALL)
+    assert restarted.write_version > other
+    assert restarted.superseded == 0

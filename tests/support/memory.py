@@ -25,6 +25,7 @@ from vector_tasks.domain.errors import ChunkNotStored
 from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
+    WRITE_VERSION_BASE,
     ChunkOutcome,
     ChunkRef,
     Item,
@@ -66,6 +67,7 @@ class MemoryTaskStore:
         self._chunks: dict[tuple[TaskKind, str, str], dict[int, list[Item]]] = {}
         self._results: dict[TaskKey, dict[int, _Result]] = {}
         self._cursors: dict[tuple[TaskKind, TaskStatus], str | None] = {}
+        self._versions: dict[str, int] = {}
         self._hooks: dict[str, list[Callable[[], None]]] = {}
         self.calls: list[str] = []
         # How many times a failure page was read (a query of every chunk result on DynamoDB).
@@ -95,6 +97,12 @@ class MemoryTaskStore:
             self._chunks.pop((kind, task_id, source), None)
 
     # -- tasks -----------------------------------------------------------------------------
+
+    def next_write_version(self, embedding_model_id: str) -> int:
+        self._enter("next_write_version")
+        with self._lock:
+            self._versions[embedding_model_id] = self._versions.get(embedding_model_id, WRITE_VERSION_BASE) + 1
+            return self._versions[embedding_model_id]
 
     def insert_task(self, task: Task) -> Task | None:
         self._enter("insert_task")
@@ -237,6 +245,7 @@ class MemoryTaskStore:
             task.succeeded += outcome.succeeded
             task.failed += len(outcome.failures)
             task.errors += outcome.errors
+            task.superseded += outcome.superseded
             task.chunks_done += 1
             task.updated_at = now
             return True
@@ -343,6 +352,8 @@ class MemoryTransitions:
                 succeeded=0,
                 failed=0,
                 errors=0,
+                superseded=0,
+                write_version=self._store.next_write_version(stored.embedding_model_id),
                 error=None,
                 updated_at=now,
             )

@@ -9,9 +9,11 @@ import pytest
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
+from devstack.template import load_template
 from tests.support.determinism import FakeClock, FixedJitter
 from vector_tasks.adapters.retry import OutOfTime, RetryPolicy, StillUnavailable
 from vector_tasks.adapters.vector_index import (
+    GC_DELETES,
     NOT_FOUND_DETAIL,
     REQUEST_TIMEOUT_SECONDS,
     OpenSearchVectorIndex,
@@ -20,10 +22,12 @@ from vector_tasks.adapters.vector_index import (
     make_client,
 )
 from vector_tasks.domain.errors import TaskCannotRun
+from vector_tasks.domain.model import WRITE_VERSION_BASE, IndexWrite
 from vector_tasks.domain.registry import default_registry
 from vector_tasks.domain.vectorize import VectorDocument
 
 SPEC = default_registry().get("local-hash-384")
+VERSION = WRITE_VERSION_BASE + 7
 NOW = FakeClock().now
 LATER = NOW + 3600
 
@@ -70,7 +74,7 @@ def ok(op: str = "index") -> dict[str, Any]:
 def test_rejected_items_become_failures_with_the_opensearch_reason() -> None:
     bad = {"index": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "failed to parse"}}}
     client = ScriptedClient({"items": [ok(), bad]})
-    failures = index_with(client).upsert(SPEC, docs("a", "b"), "t", LATER)
+    failures = index_with(client).upsert(SPEC, docs("a", "b"), "t", VERSION, LATER).failures
     assert [(f.object_id, f.detail) for f in failures] == [
         ("b", "OpenSearch rejected the item: mapper_parsing_exception: failed to parse")
     ]
@@ -79,7 +83,7 @@ def test_rejected_items_become_failures_with_the_opensearch_reason() -> None:
 def test_items_rejected_with_429_are_retried_alone() -> None:
     busy = {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}}
     client = ScriptedClient({"items": [ok(), busy]}, {"items": [ok()]})
-    assert index_with(client).upsert(SPEC, docs("a", "b"), "t", LATER) == []
+    assert index_with(client).upsert(SPEC, docs("a", "b"), "t", VERSION, LATER) == IndexWrite([])
     assert [line["index"]["_id"] for line in client.bodies[1] if "index" in line] == ["b"]
 
 
@@ -91,7 +95,7 @@ def test_transient_request_errors_are_retried_then_hand_the_chunk_back() -> None
         TransportError(502, "bad gateway"),
     )
     with pytest.raises(StillUnavailable, match=r"OpenSearch unavailable: bad gateway \(gave up after 3 attempts"):
-        index_with(client).upsert(SPEC, docs("a"), "t", LATER)
+        index_with(client).upsert(SPEC, docs("a"), "t", VERSION, LATER)
     assert len(client.bodies) == 3
 
 
@@ -99,14 +103,14 @@ def test_items_rejected_with_429_past_the_retries_hand_the_chunk_back() -> None:
     busy = {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}}
     client = ScriptedClient({"items": [ok(), busy]}, {"items": [busy]}, {"items": [busy]})
     with pytest.raises(StillUnavailable, match=r"es_rejected_execution_exception.*1 items pending"):
-        index_with(client).upsert(SPEC, docs("a", "b"), "t", LATER)
+        index_with(client).upsert(SPEC, docs("a", "b"), "t", VERSION, LATER)
 
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_refused_access_makes_the_task_impossible(status: int) -> None:
     client = ScriptedClient(TransportError(status, "security_exception", {"error": "no permissions"}))
     with pytest.raises(TaskCannotRun, match=f"OpenSearch refused the worker's requests \\({status}\\)"):
-        index_with(client).upsert(SPEC, docs("a"), "t", LATER)
+        index_with(client).upsert(SPEC, docs("a"), "t", VERSION, LATER)
     assert len(client.bodies) == 1
 
 
@@ -128,7 +132,7 @@ class FlakyIndices:
 def test_a_cold_container_retries_the_index_check_like_the_bulk() -> None:
     client = ScriptedClient({"items": [ok()]})
     client.indices = FlakyIndices(failures=2)  # type: ignore[assignment]
-    assert index_with(client).upsert(SPEC, docs("a"), "t", LATER) == []
+    assert index_with(client).upsert(SPEC, docs("a"), "t", VERSION, LATER) == IndexWrite([])
 
 
 def test_a_cold_container_hands_the_chunk_back_when_the_index_check_never_answers() -> None:
@@ -136,14 +140,14 @@ def test_a_cold_container_hands_the_chunk_back_when_the_index_check_never_answer
     client = ScriptedClient()
     client.indices = FlakyIndices(failures=99)  # type: ignore[assignment]
     with pytest.raises(StillUnavailable, match="gave up after 3 attempts"):
-        index_with(client).upsert(SPEC, docs("a"), "t", LATER)
+        index_with(client).upsert(SPEC, docs("a"), "t", VERSION, LATER)
     assert client.bodies == []
 
 
 def test_a_deleted_id_that_is_not_there_is_reported_but_not_an_error() -> None:
     missing = {"delete": {"status": 404, "result": "not_found"}}
     client = ScriptedClient({"items": [ok("delete"), missing]})
-    failures = index_with(client).delete(SPEC, ["a", "b"], LATER)
+    failures = index_with(client).delete(SPEC, ["a", "b"], VERSION, LATER).failures
     assert [(f.object_id, f.detail, f.counts_as_error) for f in failures] == [("b", NOT_FOUND_DETAIL, False)]
 
 
@@ -161,10 +165,10 @@ def test_the_client_leaves_retries_to_the_index() -> None:
 def test_no_request_outlasts_the_deadline() -> None:
     clock = FakeClock()
     client = ScriptedClient({"items": [ok()]})
-    index_with(client, clock=clock).upsert(SPEC, docs("a"), "t", NOW + 4.0)
+    index_with(client, clock=clock).upsert(SPEC, docs("a"), "t", VERSION, NOW + 4.0)
     assert client.timeouts == [4.0]
     client = ScriptedClient({"items": [ok()]})
-    index_with(client, clock=clock).upsert(SPEC, docs("a"), "t", LATER)
+    index_with(client, clock=clock).upsert(SPEC, docs("a"), "t", VERSION, LATER)
     assert client.timeouts == [REQUEST_TIMEOUT_SECONDS]
 
 
@@ -173,10 +177,10 @@ def test_a_chunk_out_of_time_is_handed_back_not_failed() -> None:
     client = ScriptedClient(TransportError(503, "unavailable"), TransportError(503, "unavailable"))
     with pytest.raises(OutOfTime):
         # 0.7 s: enough for one request, not for a pause of 0.4 s and another.
-        index_with(client, attempts=10, clock=clock, jitter=1.0).upsert(SPEC, docs("a"), "t", NOW + 0.7)
+        index_with(client, attempts=10, clock=clock, jitter=1.0).upsert(SPEC, docs("a"), "t", VERSION, NOW + 0.7)
     assert len(client.bodies) == 1
     with pytest.raises(OutOfTime):
-        index_with(ScriptedClient(), clock=clock).upsert(SPEC, docs("a"), "t", clock.now + 0.1)
+        index_with(ScriptedClient(), clock=clock).upsert(SPEC, docs("a"), "t", VERSION, clock.now + 0.1)
 
 
 def test_classify_bulk_items_sorts_each_result_in_the_order_sent() -> None:
@@ -214,7 +218,7 @@ def test_classify_bulk_items_needs_one_result_per_id() -> None:
 def test_the_index_mapping_is_a_knn_vector_of_the_model(space_type: str, engine: str) -> None:
     spec = SPEC.model_copy(update={"space_type": space_type, "dimension": 256})
     body = index_body(spec)
-    assert body["settings"] == {"index": {"knn": True}}
+    assert body["settings"] == {"index": {"knn": True, "gc_deletes": GC_DELETES}}
     assert body["mappings"]["dynamic"] == "strict"
     properties = body["mappings"]["properties"]
     assert properties["embedding"] == {
@@ -231,3 +235,92 @@ def test_the_index_mapping_is_a_knn_vector_of_the_model(space_type: str, engine:
         "task_id": "keyword",
         "indexed_at": "date",
     }
+
+
+# -- ordering across tasks: external versions --------------------------------------------------
+
+
+def conflict(op: str, current: int, provided: int) -> dict[str, Any]:
+    reason = f"[x]: version conflict, current version [{current}] is higher or equal to the one provided [{provided}]"
+    return {op: {"status": 409, "error": {"type": "version_conflict_engine_exception", "reason": reason}}}
+
+
+def test_every_write_carries_the_attempts_version_as_an_external_version() -> None:
+    client = ScriptedClient({"items": [ok()]}, {"items": [ok("delete")]})
+    index = index_with(client)
+    index.upsert(SPEC, docs("a"), "t", VERSION, LATER)
+    index.delete(SPEC, ["a"], VERSION + 1, LATER)
+    (upsert_action, _), (delete_action,) = client.bodies
+    assert upsert_action["index"] == {
+        "_index": SPEC.index_name,
+        "_id": "a",
+        "version": VERSION,
+        "version_type": "external",
+    }
+    assert delete_action["delete"] == {
+        "_index": SPEC.index_name,
+        "_id": "a",
+        "version": VERSION + 1,
+        "version_type": "external",
+    }
+
+
+def test_a_write_the_index_already_holds_a_newer_version_of_is_superseded_not_failed() -> None:
+    client = ScriptedClient(
+        {"items": [ok(), conflict("index", VERSION + 3, VERSION), conflict("index", VERSION, VERSION)]}
+    )
+    written = index_with(client).upsert(SPEC, docs("a", "b", "c"), "t", VERSION, LATER)
+    # b: a newer attempt wrote it; c: this very write, delivered again.
+    assert written == IndexWrite([], superseded=1)
+
+
+def test_a_delete_overtaken_by_a_newer_write_is_superseded() -> None:
+    client = ScriptedClient({"items": [conflict("delete", VERSION + 1, VERSION), conflict("delete", VERSION, VERSION)]})
+    assert index_with(client).delete(SPEC, ["a", "b"], VERSION, LATER) == IndexWrite([], superseded=1)
+
+
+def test_a_version_conflict_whose_reason_cannot_be_read_changed_nothing_either() -> None:
+    unreadable = {"index": {"status": 409, "error": {"type": "version_conflict_engine_exception", "reason": "?"}}}
+    client = ScriptedClient({"items": [unreadable]})
+    assert index_with(client).upsert(SPEC, docs("a"), "t", VERSION, LATER) == IndexWrite([], superseded=1)
+
+
+def test_another_conflict_is_a_rejection_as_before() -> None:
+    other = {"index": {"status": 409, "error": {"type": "some_other_exception", "reason": "no"}}}
+    written = classify_bulk_items([other], ["a"], None, VERSION)
+    assert (written.succeeded, [f.detail for f in written.failed]) == (
+        [],
+        ["OpenSearch rejected the item: some_other_exception: no"],
+    )
+    assert classify_bulk_items([conflict("index", 9, 8)], ["a"], None).failed  # no version sent: a rejection
+
+
+def test_a_delete_creates_the_index_with_its_mapping_so_it_leaves_a_tombstone() -> None:
+    """A delete that finds no index must still record its version: else an older upsert that
+    arrives later would bring the object back."""
+    created: list[dict[str, Any]] = []
+
+    class NoIndexYet:
+        def exists(self, index: str, request_timeout: float) -> bool:
+            return bool(created)
+
+        def create(self, index: str, body: dict[str, Any], request_timeout: float) -> None:
+            created.append(body)
+
+    client = ScriptedClient({"items": [{"delete": {"status": 404, "result": "not_found"}}]})
+    client.indices = NoIndexYet()  # type: ignore[assignment]
+    index_with(client).delete(SPEC, ["a"], VERSION, LATER)
+    assert created == [index_body(SPEC)]
+    assert len(client.bodies) == 1
+
+
+def test_tombstones_outlive_the_longest_a_chunk_can_take_to_reach_the_index() -> None:
+    template = load_template()
+    queue = template["Resources"]["WorkQueue"]["Properties"]
+    stall = template["Parameters"]["ReconcileStallAfterSeconds"]["Default"]
+    longest = (
+        queue["MessageRetentionPeriod"] + queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"] + stall
+    )
+    assert GC_DELETES.endswith("d")
+    assert int(GC_DELETES[:-1]) * 86400 >= longest
+    assert index_body(SPEC)["settings"]["index"]["gc_deletes"] == GC_DELETES

@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 
-from vector_tasks.adapters.task_keys import status_pk, task_pk
+from vector_tasks.adapters.task_keys import status_pk, task_pk, version_counter_pk
 from vector_tasks.domain.errors import TransitionStillRunning
 from vector_tasks.domain.model import RestartPlan, Task, TaskStatus
 
@@ -68,6 +68,7 @@ class StepFunctionsTransitions:
                 "pk": task_pk(task.kind, task.task_id),
                 "kind": task.kind.value,
                 "task_id": task.task_id,
+                "version_pk": version_counter_pk(task.embedding_model_id),
                 "attempt": task.attempt,
                 "next_attempt": plan.next_attempt,
                 "chunk_source": plan.chunk_source,

@@ -60,6 +60,8 @@ def task_item(task: Task) -> dict[str, Any]:
         "succeeded": task.succeeded,
         "failed": task.failed,
         "errors": task.errors,
+        "superseded": task.superseded,
+        "write_version": task.write_version,
         "error": task.error,
         "fingerprint": task.fingerprint,
         "dispatched": task.dispatched,
@@ -91,6 +93,8 @@ def task_from(item: dict[str, Any]) -> Task:
         succeeded=n("succeeded"),
         failed=n("failed"),
         errors=n("errors"),
+        superseded=n("superseded"),
+        write_version=n("write_version"),
         error=item.get("error"),
         fingerprint=item["fingerprint"],
         dispatched=bool(item.get("dispatched", False)),
@@ -123,6 +127,7 @@ def result_item(ref: ChunkRef, outcome: ChunkOutcome) -> dict[str, Any]:
         "attempt": ref.attempt,
         "succeeded": outcome.succeeded,
         "failed": len(outcome.failures),
+        "superseded": outcome.superseded,
     }
     if outcome.failures:
         # Each detail is capped here, where every failure is recorded (see cap_failure_detail).

@@ -8,7 +8,9 @@ Partition key `pk` = "<kind>#<task_id>"; per task:
   sk "RESULT#00042"       what the latest attempt did with chunk 42 of its source: counts and
                           failures, tagged with the attempt
 and one partition of the reconciler's own: pk "RECONCILER", sk "CURSOR#<kind>#<status>", where
-its last run stopped reading the tasks of that kind and status (a `list_sk`).
+its last run stopped reading the tasks of that kind and status (a `list_sk`); and per model its
+write-version counter: pk "VERSION#<model id>", sk "COUNTER", attribute `n` (the restart state
+machine increments it too).
 
 The state machines (statemachines/*.asl.json, through adapters/state_machines.py) write the
 task item too, so they take `task_pk` and `status_pk` from here.
@@ -53,6 +55,11 @@ def result_sk(chunk: int) -> str:
 
 
 RECONCILER_PK = "RECONCILER"
+COUNTER_SK = "COUNTER"
+
+
+def version_counter_pk(embedding_model_id: str) -> str:
+    return f"VERSION#{embedding_model_id}"
 
 
 def reconcile_cursor_sk(kind: TaskKind, status: TaskStatus) -> str:

@@ -29,6 +29,7 @@ from vector_tasks.adapters.task_codec import (
 from vector_tasks.adapters.task_keys import (
     BY_CREATED,
     BY_STATUS,
+    COUNTER_SK,
     RECONCILER_PK,
     RESULT_PREFIX,
     TASK_SK,
@@ -39,11 +40,13 @@ from vector_tasks.adapters.task_keys import (
     result_sk,
     status_pk,
     task_pk,
+    version_counter_pk,
 )
 from vector_tasks.domain.errors import ChunkNotStored
 from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
+    WRITE_VERSION_BASE,
     ChunkOutcome,
     ChunkRef,
     Item,
@@ -113,6 +116,17 @@ class DynamoTaskStore:
         return self._table.meta.client
 
     # -- tasks -------------------------------------------------------------------------------
+
+    def next_write_version(self, embedding_model_id: str) -> int:
+        """One atomic increment of the model's counter (the restart state machine makes the same
+        one, statemachines/restart_task.asl.json)."""
+        response = self._table.update_item(
+            Key={"pk": version_counter_pk(embedding_model_id), "sk": COUNTER_SK},
+            UpdateExpression="SET n = if_not_exists(n, :base) + :one",
+            ExpressionAttributeValues={":base": WRITE_VERSION_BASE, ":one": 1},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["n"])
 
     def insert_task(self, task: Task) -> Task | None:
         """Store a new task; if its id is taken, leave it and return the task stored there."""
@@ -328,7 +342,7 @@ class DynamoTaskStore:
                 "Update": {
                     "TableName": self._table_name,
                     "Key": {"pk": result["pk"], "sk": TASK_SK},
-                    "UpdateExpression": "ADD succeeded :s, failed :f, errors :e, chunks_done :one "
+                    "UpdateExpression": "ADD succeeded :s, failed :f, errors :e, superseded :sup, chunks_done :one "
                     "SET updated_at = :now",
                     # A canceled task still counts a chunk that was already under way:
                     # its vectors are written, and progress should say so.
@@ -338,6 +352,7 @@ class DynamoTaskStore:
                         ":s": outcome.succeeded,
                         ":f": len(outcome.failures),
                         ":e": outcome.errors,
+                        ":sup": outcome.superseded,
                         ":one": 1,
                         ":now": now.isoformat(),
                         ":attempt": ref.attempt,

@@ -14,6 +14,7 @@ and no request or pause outlasts the worker's deadline.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from opensearchpy.helpers.signer import RequestsAWSV4SignerAuth
 
 from vector_tasks.adapters.retry import OutOfTime, RetryPolicy, StillUnavailable
 from vector_tasks.domain.errors import TaskCannotRun
-from vector_tasks.domain.model import ItemFailure
+from vector_tasks.domain.model import IndexWrite, ItemFailure
 from vector_tasks.domain.registry import EmbeddingModelSpec
 from vector_tasks.domain.vectorize import VectorDocument
 
@@ -36,6 +37,15 @@ NOT_FOUND_DETAIL = "Object not found in index"
 VECTOR_FIELD = "embedding"
 _TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 _ACCESS_REFUSED = frozenset({401, 403})
+# How long OpenSearch keeps the version of a deleted document (its tombstone), so that a write
+# older than the delete is still refused: longer than any chunk can take to reach the index.
+# The longest is a message kept by the work queue for its whole retention (4 days), then
+# delivered maxReceiveCount times (5 x the 720 s visibility timeout), after the reconciler sent
+# it again for a stalled attempt (15 minutes): about 4.1 days, so 7 days. The indexes the
+# service creates get it; tests/unit/test_vector_index_bulk.py checks it against template.yaml.
+GC_DELETES = "7d"
+_VERSION_CONFLICT = "version_conflict_engine_exception"
+_CURRENT_VERSION = re.compile(r"current version \[(\d+)\]")
 # The longest one OpenSearch request may take, and the least time worth starting one with.
 REQUEST_TIMEOUT_SECONDS = 30.0
 _MIN_REQUEST_SECONDS = 0.5
@@ -69,7 +79,7 @@ def index_body(spec: EmbeddingModelSpec) -> dict[str, Any]:
     """
     engine = "faiss" if spec.space_type == "innerproduct" else "lucene"
     return {
-        "settings": {"index": {"knn": True}},
+        "settings": {"index": {"knn": True, "gc_deletes": GC_DELETES}},
         "mappings": {
             "dynamic": "strict",
             "properties": {
@@ -88,6 +98,11 @@ def index_body(spec: EmbeddingModelSpec) -> dict[str, Any]:
     }
 
 
+def _versioned(version: int) -> dict[str, Any]:
+    """An operation's external version: OpenSearch refuses it if it holds that version or newer."""
+    return {"version": version, "version_type": "external"}
+
+
 def _reason(error: Any) -> str:
     if isinstance(error, dict):
         return f"{error.get('type', 'error')}: {error.get('reason', json.dumps(error))}"
@@ -99,26 +114,47 @@ class BulkItemResults:
     """What one `_bulk` response says about each object id sent."""
 
     succeeded: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)  # of `succeeded`: a newer version was there
     failed: list[ItemFailure] = field(default_factory=list)
     retry_later: list[str] = field(default_factory=list)  # rejected for back-pressure (429)
     retry_reason: str = ""  # why the last of `retry_later` was rejected
 
 
+def _overtaken(result: Mapping[str, Any], version: int) -> bool | None:
+    """For a version conflict: True when the index holds a newer version than `version`, False
+    when it holds `version` itself (this write, delivered again); None when it is not a version
+    conflict. OpenSearch names the version it holds in the reason."""
+    error = result.get("error")
+    if not isinstance(error, Mapping) or error.get("type") != _VERSION_CONFLICT:
+        return None
+    found = _CURRENT_VERSION.search(str(error.get("reason", "")))
+    # Unreadable: the index holds `version` or newer, so this write changed nothing either way.
+    return found is None or int(found[1]) > version
+
+
 def classify_bulk_items(
-    response_items: Sequence[Mapping[str, Any]], object_ids: Sequence[str], on_not_found: str | None
+    response_items: Sequence[Mapping[str, Any]],
+    object_ids: Sequence[str],
+    on_not_found: str | None,
+    version: int | None = None,
 ) -> BulkItemResults:
-    """Sort a `_bulk` response's items (one per object id, in the order sent) into succeeded,
-    failed (with OpenSearch's reason) and retry-later (429).
+    """Sort a `_bulk` response's items (one per object id, in the order sent) into succeeded
+    (superseded among them), failed (with OpenSearch's reason) and retry-later (429).
 
     `on_not_found`: the detail of a delete whose id is not in the index (a 404 without an
     error), listed but not counted as an error; None treats such a 404 as any rejection.
+    `version`: the external version the writes carried. A version conflict is then no failure:
+    the index already holds this write (a redelivery: succeeded) or a newer one (superseded).
     """
     results = BulkItemResults()
     for entry, object_id in zip(response_items, object_ids, strict=True):
         result = next(iter(entry.values()))
         status = int(result.get("status", 500))
-        if 200 <= status < 300:
+        overtaken = _overtaken(result, version) if status == 409 and version is not None else None
+        if 200 <= status < 300 or overtaken is not None:
             results.succeeded.append(object_id)
+            if overtaken:
+                results.superseded.append(object_id)
         elif status == 404 and on_not_found and "error" not in result:
             results.failed.append(ItemFailure(object_id, on_not_found, counts_as_error=False))
         elif status == 429:
@@ -216,10 +252,10 @@ class OpenSearchVectorIndex:
         self._known_indexes.add(spec.index_name)
 
     def upsert(
-        self, spec: EmbeddingModelSpec, documents: list[VectorDocument], task_id: str, deadline: float
-    ) -> list[ItemFailure]:
+        self, spec: EmbeddingModelSpec, documents: list[VectorDocument], task_id: str, version: int, deadline: float
+    ) -> IndexWrite:
         if not documents:
-            return []
+            return IndexWrite([])
         self.ensure_index(spec, deadline)
         now = datetime.now(UTC).isoformat()
         operations: dict[str, list[dict[str, Any]]] = {}
@@ -230,28 +266,33 @@ class OpenSearchVectorIndex:
                 source["payload"] = doc.payload
             if doc.item_info is not None:
                 source["item_info"] = doc.item_info
-            operations[doc.object_id] = [{"index": {"_index": spec.index_name, "_id": doc.object_id}}, source]
-        return self._bulk(operations, on_not_found=None, deadline=deadline)
+            action = {"_index": spec.index_name, "_id": doc.object_id, **_versioned(version)}
+            operations[doc.object_id] = [{"index": action}, source]
+        return self._bulk(operations, on_not_found=None, version=version, deadline=deadline)
 
-    def delete(self, spec: EmbeddingModelSpec, object_ids: list[str], deadline: float) -> list[ItemFailure]:
+    def delete(self, spec: EmbeddingModelSpec, object_ids: list[str], version: int, deadline: float) -> IndexWrite:
         if not object_ids:
-            return []
-        if not self.index_exists(spec, deadline):
-            # Never let a delete auto-create an index without the k-NN mapping.
-            return [ItemFailure(oid, NOT_FOUND_DETAIL, counts_as_error=False) for oid in object_ids]
-        operations = {oid: [{"delete": {"_index": spec.index_name, "_id": oid}}] for oid in object_ids}
-        return self._bulk(operations, on_not_found=NOT_FOUND_DETAIL, deadline=deadline)
+            return IndexWrite([])
+        # Made (with the k-NN mapping) even for a delete: the delete of a missing document leaves
+        # its version behind (a tombstone), so an older upsert that arrives later is refused.
+        self.ensure_index(spec, deadline)
+        operations = {
+            oid: [{"delete": {"_index": spec.index_name, "_id": oid, **_versioned(version)}}] for oid in object_ids
+        }
+        return self._bulk(operations, on_not_found=NOT_FOUND_DETAIL, version=version, deadline=deadline)
 
     def _bulk(
-        self, operations: dict[str, list[dict[str, Any]]], on_not_found: str | None, deadline: float
-    ) -> list[ItemFailure]:
-        """Run the operations (keyed by object id); return the items that did not succeed.
+        self, operations: dict[str, list[dict[str, Any]]], on_not_found: str | None, version: int, deadline: float
+    ) -> IndexWrite:
+        """Run the operations (keyed by object id); return the items that did not succeed and
+        how many were superseded.
 
         Whole requests that fail transiently and items rejected for back-pressure are sent
         again; if some are still pending after the last attempt the chunk comes back
         (StillUnavailable), and what this call wrote is simply written again then.
         """
         failures: list[ItemFailure] = []
+        superseded = 0
         pending = operations
         last_error = ""
         for attempt in range(self._retry.attempts):
@@ -263,13 +304,14 @@ class OpenSearchVectorIndex:
             except (OpenSearchConnectionError, TransportError) as exc:
                 last_error = self._transient(exc)
                 continue
-            results = classify_bulk_items(response["items"], list(pending), on_not_found)
+            results = classify_bulk_items(response["items"], list(pending), on_not_found, version)
             failures.extend(results.failed)
+            superseded += len(results.superseded)
             if results.retry_later:
                 last_error = results.retry_reason
             pending = {oid: pending[oid] for oid in results.retry_later}
             if not pending:
-                return failures
+                return IndexWrite(failures, superseded)
         raise StillUnavailable(
             f"{last_error} (gave up after {self._retry.attempts} attempts; {len(pending)} items pending)"
         )

@@ -34,8 +34,12 @@ class UpsertChunk:
         spec = _model_of(self._registry, task)
         embedder = None if spec.input.source is InputSource.VECTOR else self._embedder_for(spec)
         documents, failures = vectorize(spec, embedder, [i for i in items if isinstance(i, dict)], deadline)
-        write_failures = self._index.upsert(spec, documents, task.task_id, deadline)
-        return ChunkOutcome(succeeded=len(documents) - len(write_failures), failures=tuple(failures + write_failures))
+        written = self._index.upsert(spec, documents, task.task_id, task.write_version, deadline)
+        return ChunkOutcome(
+            succeeded=len(documents) - len(written.failures),
+            failures=tuple(failures + written.failures),
+            superseded=written.superseded,
+        )
 
 
 class DeleteChunk:
@@ -46,5 +50,9 @@ class DeleteChunk:
     def apply(self, task: Task, items: list[Item], deadline: float) -> ChunkOutcome:
         spec = _model_of(self._registry, task)
         object_ids = [item_object_id(i) for i in items]
-        failures = self._index.delete(spec, object_ids, deadline)
-        return ChunkOutcome(succeeded=len(object_ids) - len(failures), failures=tuple(failures))
+        written = self._index.delete(spec, object_ids, task.write_version, deadline)
+        return ChunkOutcome(
+            succeeded=len(object_ids) - len(written.failures),
+            failures=tuple(written.failures),
+            superseded=written.superseded,
+        )

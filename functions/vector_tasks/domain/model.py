@@ -79,10 +79,12 @@ class ItemFailure:
 
 @dataclass(frozen=True)
 class ChunkOutcome:
-    """What applying one chunk of a task to the vector index produced."""
+    """What applying one chunk of a task to the vector index produced. `superseded` counts the
+    succeeded items whose write a newer attempt (of any task) had already overtaken."""
 
     succeeded: int
     failures: tuple[ItemFailure, ...] = ()
+    superseded: int = 0
 
     @property
     def errors(self) -> int:
@@ -92,8 +94,9 @@ class ChunkOutcome:
 @dataclass(frozen=True)
 class Progress:
     total: int
-    succeeded: int
+    succeeded: int  # superseded ones included
     failed: int
+    superseded: int = 0
 
     @property
     def pending(self) -> int:
@@ -122,6 +125,10 @@ class Task:
     succeeded: int = 0
     failed: int = 0
     errors: int = 0
+    superseded: int = 0
+    # The order of this attempt among every accepted attempt writing to the model's index: what
+    # its writes carry to OpenSearch as their external version (README, "Ordering across tasks").
+    write_version: int = 0
     error: str | None = None
     # Attempt 1's chunk messages all went out (the create finished); restarts send their own.
     dispatched: bool = False
@@ -134,7 +141,7 @@ class Task:
 
     @property
     def progress(self) -> Progress:
-        return Progress(total=self.item_count, succeeded=self.succeeded, failed=self.failed)
+        return Progress(total=self.item_count, succeeded=self.succeeded, failed=self.failed, superseded=self.superseded)
 
     @property
     def all_chunks_recorded(self) -> bool:
@@ -149,6 +156,11 @@ class Task:
 
 
 ORIGINAL_CHUNKS = "CHUNK"
+
+# Write versions start above 2**40: a document written with OpenSearch's internal versioning
+# (before this service, or by another writer) has a version that counts its writes, far below,
+# so the first versioned write wins over it.
+WRITE_VERSION_BASE = 2**40
 
 
 def chunk_source_for_retry(attempt: int) -> str:
@@ -170,6 +182,14 @@ class RestartPlan:
     chunk_source: str
     item_count: int
     chunk_count: int
+
+
+@dataclass(frozen=True)
+class IndexWrite:
+    """What one write of documents or deletes to the index produced."""
+
+    failures: list[ItemFailure]
+    superseded: int = 0  # items a newer attempt had already written or deleted
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from typing import Protocol
 from vector_tasks.domain.model import (
     ChunkOutcome,
     ChunkRef,
+    IndexWrite,
     Item,
-    ItemFailure,
     RestartPlan,
     Task,
     TaskKind,
@@ -23,6 +23,10 @@ from vector_tasks.domain.vectorize import VectorDocument
 
 
 class TaskStore(Protocol):
+    def next_write_version(self, embedding_model_id: str) -> int:
+        """A version greater than every one given before for this model (an atomic counter)."""
+        ...
+
     def insert_task(self, task: Task) -> Task | None: ...
     def get_task(
         self,
@@ -91,9 +95,11 @@ class WorkQueue(Protocol):
 
 
 class VectorIndex(Protocol):
-    """`deadline` (time.monotonic()) bounds every request and retry pause."""
+    """`deadline` (time.monotonic()) bounds every request and retry pause. `version` is the
+    attempt's write version: a write older than what the index holds for an object changes
+    nothing and is counted superseded."""
 
     def upsert(
-        self, spec: EmbeddingModelSpec, documents: list[VectorDocument], task_id: str, deadline: float
-    ) -> list[ItemFailure]: ...
-    def delete(self, spec: EmbeddingModelSpec, object_ids: list[str], deadline: float) -> list[ItemFailure]: ...
+        self, spec: EmbeddingModelSpec, documents: list[VectorDocument], task_id: str, version: int, deadline: float
+    ) -> IndexWrite: ...
+    def delete(self, spec: EmbeddingModelSpec, object_ids: list[str], version: int, deadline: float) -> IndexWrite: ...

@@ -43,6 +43,9 @@ class TaskService:
         self, kind: TaskKind, embedding_model_id: str, task_id: str, items: list[Item], chunks: list[list[Item]]
     ) -> tuple[Task, bool]:
         now = utc_now()
+        # Taken before the conditional insert: a replay of the create takes one too and leaves
+        # it unused (a gap in the versions, harmless); the stored task keeps its first one.
+        version = self._store.next_write_version(embedding_model_id)
         task = Task(
             kind=kind,
             task_id=task_id,
@@ -56,6 +59,7 @@ class TaskService:
             original_item_count=len(items),
             original_chunk_count=len(chunks),
             fingerprint=request_fingerprint(kind, embedding_model_id, items),
+            write_version=version,
         )
         existing = self._store.insert_task(task)
         if existing is not None:

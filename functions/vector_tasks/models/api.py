@@ -126,6 +126,11 @@ class ProgressOut(BaseModel):
     succeeded: int = Field(ge=0)
     failed: int = Field(ge=0)
     pending: int
+    superseded: int = Field(
+        ge=0,
+        description="Of `succeeded`: items whose write a more recently accepted task attempt had already "
+        "overtaken, so they changed nothing in the index (README, 'Ordering across tasks')",
+    )
 
 
 class TaskSummary(BaseModel):
@@ -149,7 +154,9 @@ class TaskSummary(BaseModel):
             "status": task.status,
             "created_at": _timestamp(task.created_at),
             "updated_at": _timestamp(task.updated_at),
-            "progress": ProgressOut(total=p.total, succeeded=p.succeeded, failed=p.failed, pending=p.pending),
+            "progress": ProgressOut(
+                total=p.total, succeeded=p.succeeded, failed=p.failed, pending=p.pending, superseded=p.superseded
+            ),
             "attempt": task.attempt,
             "error": task.error,
         }
