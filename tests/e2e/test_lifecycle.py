@@ -54,4 +54,4 @@ def test_cancel_then_restart_failed_then_restart_all(local_stack: RunningStack) 
     assert full["attempt"] == 3
     assert full["progress"]["total"] == 3001
     final = terminal(local_stack, life)
-    assert final["progress"] == {"total": 3001, "succeeded": 3000, "failed": 1, "pending": 0}
+    assert final["progress"] == {"total": 3001, "succeeded": 3000, "failed": 1, "pending": 0, "superseded": 0}

@@ -91,7 +91,7 @@ def test_a_create_that_died_after_storing_its_items_is_sent_by_the_reconciler(
     done = final(api, "died-sending")
     assert (done["status"], done["progress"]) == (
         "done",
-        {"total": 150, "succeeded": 150, "failed": 0, "pending": 0},
+        {"total": 150, "succeeded": 150, "failed": 0, "pending": 0, "superseded": 0},
     )
     opensearch = HttpClient(spawned.opensearch_url)
     opensearch.call("POST", "/vectors-local-hash-384/_refresh")

@@ -41,7 +41,7 @@ def test_ten_thousand_items_reach_done_with_every_item_indexed(local_stack: Runn
     final = wait_for(done, timeout=900, interval=1)
     elapsed = time.monotonic() - started
     assert final["status"] == "done"
-    assert final["progress"] == {"total": 10_000, "succeeded": 10_000, "failed": 0, "pending": 0}
+    assert final["progress"] == {"total": 10_000, "succeeded": 10_000, "failed": 0, "pending": 0, "superseded": 0}
     local_stack.opensearch.call("POST", f"/vectors-{MODEL}/_refresh")
     count = local_stack.opensearch.get(f"/vectors-{MODEL}/_count?q=task_id:{task_id}")["count"]
     assert count == 10_000

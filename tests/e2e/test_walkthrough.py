@@ -43,7 +43,7 @@ def test_upsert_then_delete_half_plus_unknown_ids_leaves_exactly_the_rest(local_
     assert status == 202, task
     done = finished(local_stack, "upsertion", upsert_id)
     assert done["status"] == "done"
-    assert done["progress"] == {"total": 300, "succeeded": 300, "failed": 0, "pending": 0}
+    assert done["progress"] == {"total": 300, "succeeded": 300, "failed": 0, "pending": 0, "superseded": 0}
     assert indexed_ids(local_stack, ids) == set(ids)
 
     never = [f"never-{i}" for i in range(5)]
@@ -55,7 +55,7 @@ def test_upsert_then_delete_half_plus_unknown_ids_leaves_exactly_the_rest(local_
     assert status == 202, task
     deleted = finished(local_stack, "deletion", delete_id)
     assert deleted["status"] == "done"
-    assert deleted["progress"] == {"total": 155, "succeeded": 150, "failed": 5, "pending": 0}
+    assert deleted["progress"] == {"total": 155, "succeeded": 150, "failed": 5, "pending": 0, "superseded": 0}
     assert sorted(deleted["failed_item_ids"], key=lambda f: f["object_id"]) == [
         {"object_id": n, "detail": "Object not found in index"} for n in never
     ]

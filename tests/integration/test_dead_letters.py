@@ -34,7 +34,7 @@ def test_a_chunk_that_always_crashes_the_worker_ends_as_failed_items(
     status, task = stack.request("GET", "/internal/upsertion-tasks/info", "task_id=doomed")
     assert status == 200
     assert task["status"] == "failed"
-    assert task["progress"] == {"total": 3, "succeeded": 0, "failed": 3, "pending": 0}
+    assert task["progress"] == {"total": 3, "succeeded": 0, "failed": 3, "pending": 0, "superseded": 0}
     assert {f["object_id"] for f in task["failed_items"]} == {"d0", "d1", "d2"}
     assert {f["detail"] for f in task["failed_items"]} == {ABANDONED_DETAIL}
 

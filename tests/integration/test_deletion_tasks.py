@@ -38,7 +38,7 @@ def test_deletion_removes_ids_and_reports_the_missing_ones(stack: InProcessStack
     to_delete = [*ids[:20], "never-1", "never-2"]
     task = delete(stack, "delete-xyz", to_delete)
     assert task["status"] == "done"
-    assert task["progress"] == {"total": 22, "succeeded": 20, "failed": 2, "pending": 0}
+    assert task["progress"] == {"total": 22, "succeeded": 20, "failed": 2, "pending": 0, "superseded": 0}
     assert sorted(task["failed_item_ids"], key=lambda f: f["object_id"]) == [
         {"object_id": "never-1", "detail": "Object not found in index"},
         {"object_id": "never-2", "detail": "Object not found in index"},

@@ -44,7 +44,7 @@ def test_a_titan_task_indexes_1024_d_vectors_and_lists_rejected_texts(stack: InP
     titan.add_client_error("invoke_model", "ValidationException", "Too many input tokens", 400)
     task = stack.run_upsertion(MODEL, "titan-ok", ["short text", "an enormous text"])
     assert task["status"] == "done"
-    assert task["progress"] == {"total": 2, "succeeded": 1, "failed": 1, "pending": 0}
+    assert task["progress"] == {"total": 2, "succeeded": 1, "failed": 1, "pending": 0, "superseded": 0}
     assert task["failed_items"] == [
         {
             "object_id": "titan-ok-1",

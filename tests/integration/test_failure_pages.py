@@ -31,7 +31,7 @@ def test_10000_failures_are_paged_each_exactly_once(stack: InProcessStack) -> No
     assert size < 2 * 1024 * 1024
     task = json.loads(first["body"])
     assert task["status"] == "failed"
-    assert task["progress"] == {"total": 10_000, "succeeded": 0, "failed": 10_000, "pending": 0}
+    assert task["progress"] == {"total": 10_000, "succeeded": 0, "failed": 10_000, "pending": 0, "superseded": 0}
     assert len(task["failed_items"]) == 1_000
     assert task["failures_next_offset"] == 1_000
 

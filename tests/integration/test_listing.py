@@ -49,7 +49,7 @@ def test_list_entries_keep_progress_and_omit_failure_lists(stack: InProcessStack
     )
     (entry,) = listing(stack, "upsertion")["tasks"]
     assert "failed_items" not in entry
-    assert entry["progress"] == {"total": 1, "succeeded": 0, "failed": 0, "pending": 1}
+    assert entry["progress"] == {"total": 1, "succeeded": 0, "failed": 0, "pending": 1, "superseded": 0}
     assert set(entry) == {
         "id",
         "embedding_model_id",

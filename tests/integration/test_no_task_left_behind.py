@@ -60,7 +60,7 @@ def test_an_interrupted_create_without_task_id_answers_with_the_id_to_retry_with
     status, task = stack.request("POST", RUN, body=body(task_id))
     assert (status, task["id"]) == (200, task_id)
     stack.drain()
-    assert info(stack, task_id)["progress"] == {"total": 3, "succeeded": 3, "failed": 0, "pending": 0}
+    assert info(stack, task_id)["progress"] == {"total": 3, "succeeded": 3, "failed": 0, "pending": 0, "superseded": 0}
 
 
 def test_a_retried_restart_naming_its_attempt_restarts_once(stack: InProcessStack) -> None:

@@ -27,7 +27,7 @@ def test_transient_5xx_and_429_answers_are_retried_until_they_pass(stack: InProc
     proxy.faults = [("status", 503), ("status", 429), ("items", 429)]
     task = stack.run_upsertion(MODEL, "flaky", [f"words {i}" for i in range(10)])
     assert task["status"] == "done"
-    assert task["progress"] == {"total": 10, "succeeded": 10, "failed": 0, "pending": 0}
+    assert task["progress"] == {"total": 10, "succeeded": 10, "failed": 0, "pending": 0, "superseded": 0}
     assert proxy.bulk_requests >= 4
 
 
@@ -39,7 +39,7 @@ def test_an_outage_longer_than_one_delivery_redelivers_the_chunk_and_loses_nothi
     proxy.faults = [("status", 503)] * 6
     task = stack.run_upsertion(MODEL, "outage", ["words 0", "words 1", "words 2"])
     assert task["status"] == "done"
-    assert task["progress"] == {"total": 3, "succeeded": 3, "failed": 0, "pending": 0}
+    assert task["progress"] == {"total": 3, "succeeded": 3, "failed": 0, "pending": 0, "superseded": 0}
     assert proxy.bulk_requests == 7  # 4 on the first delivery, 2 failing and 1 passing on the second
 
 
@@ -49,7 +49,7 @@ def test_an_opensearch_that_stays_down_ends_in_the_dead_letter_path_not_a_stuck_
     proxy.permanent = ("status", 503)
     task = stack.run_upsertion(MODEL, "down", ["words 0", "words 1", "words 2"])
     assert task["status"] == "failed"
-    assert task["progress"] == {"total": 3, "succeeded": 0, "failed": 3, "pending": 0}
+    assert task["progress"] == {"total": 3, "succeeded": 0, "failed": 3, "pending": 0, "superseded": 0}
     assert {f["detail"] for f in task["failed_items"]} == {ABANDONED_DETAIL}
     # Every delivery (maxReceiveCount of them) made the service's 4 attempts, no more: the
     # client's own retries are off.

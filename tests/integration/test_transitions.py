@@ -60,7 +60,7 @@ def test_cancel_a_pending_task_runs_the_state_machine_and_skips_every_chunk(
     stack.drain()
     after = info(stack, "c1")
     assert after["status"] == "canceled"
-    assert after["progress"] == {"total": 250, "succeeded": 0, "failed": 0, "pending": 250}
+    assert after["progress"] == {"total": 250, "succeeded": 0, "failed": 0, "pending": 250, "superseded": 0}
     assert not opensearch.indices.exists(index=INDEX)
 
 
@@ -120,7 +120,7 @@ def test_restart_all_requeues_every_chunk_as_the_next_attempt(stack: InProcessSt
     assert status == 200
     assert task["status"] == "pending"
     assert task["attempt"] == 2
-    assert task["progress"] == {"total": 250, "succeeded": 0, "failed": 0, "pending": 250}
+    assert task["progress"] == {"total": 250, "succeeded": 0, "failed": 0, "pending": 250, "superseded": 0}
     (execution,) = stack.executions("RestartTaskStateMachine")
     assert execution["status"] == "SUCCEEDED"
     assert event_types(execution).count("MapIterationSucceeded") == 3  # one message per chunk
@@ -129,7 +129,7 @@ def test_restart_all_requeues_every_chunk_as_the_next_attempt(stack: InProcessSt
     again = info(stack, "ra")
     assert again["status"] == "done"
     assert again["attempt"] == 2
-    assert again["progress"] == {"total": 250, "succeeded": 250, "failed": 0, "pending": 0}
+    assert again["progress"] == {"total": 250, "succeeded": 250, "failed": 0, "pending": 0, "superseded": 0}
     assert indexed(opensearch, "ra-") == 250
 
 
@@ -143,13 +143,13 @@ def test_restart_failed_retries_only_the_items_that_did_not_succeed(stack: InPro
 
     status, task = act(stack, "restart", "rf", "&scope=failed")
     assert status == 200
-    assert task["progress"] == {"total": 2, "succeeded": 0, "failed": 0, "pending": 2}
+    assert task["progress"] == {"total": 2, "succeeded": 0, "failed": 0, "pending": 2, "superseded": 0}
     stack.drain()
     after = info(stack, "rf")
     assert after["attempt"] == 2
     assert after["status"] == "failed"  # both fail again, for the same reason
     assert sorted(f["object_id"] for f in after["failed_items"]) == ["bad-1", "bad-2"]
-    assert after["progress"] == {"total": 2, "succeeded": 0, "failed": 2, "pending": 0}
+    assert after["progress"] == {"total": 2, "succeeded": 0, "failed": 2, "pending": 0, "superseded": 0}
 
 
 def test_restart_failed_with_nothing_to_retry_is_409(stack: InProcessStack) -> None:
@@ -178,7 +178,7 @@ def test_restart_failed_after_a_dead_lettered_chunk_recovers_every_item(
     stack.drain()
     after = info(stack, "dl")
     assert after["status"] == "done"
-    assert after["progress"] == {"total": 120, "succeeded": 120, "failed": 0, "pending": 0}
+    assert after["progress"] == {"total": 120, "succeeded": 120, "failed": 0, "pending": 0, "superseded": 0}
     assert indexed(opensearch, "dl-") == 120
 
 
@@ -190,7 +190,7 @@ def test_cancel_mid_flight_keeps_written_vectors_and_skips_the_rest(
     status, task = act(stack, "cancel", "mid")
     assert status == 200
     assert task["status"] == "canceled"
-    assert task["progress"] == {"total": 500, "succeeded": 200, "failed": 0, "pending": 300}
+    assert task["progress"] == {"total": 500, "succeeded": 200, "failed": 0, "pending": 300, "superseded": 0}
 
     stack.drain()
     after = info(stack, "mid")
@@ -203,7 +203,13 @@ def test_cancel_mid_flight_keeps_written_vectors_and_skips_the_rest(
     assert status == 200
     assert task["progress"]["total"] == 300
     stack.drain()
-    assert info(stack, "mid")["progress"] == {"total": 300, "succeeded": 300, "failed": 0, "pending": 0}
+    assert info(stack, "mid")["progress"] == {
+        "total": 300,
+        "succeeded": 300,
+        "failed": 0,
+        "pending": 0,
+        "superseded": 0,
+    }
     assert indexed(opensearch, "mid-") == 500
 
 
@@ -221,7 +227,7 @@ def test_messages_of_an_older_attempt_are_ignored_after_a_restart(stack: InProce
     after = info(stack, "fence")
     assert after["status"] == "done"
     assert after["attempt"] == 2
-    assert after["progress"] == {"total": 300, "succeeded": 300, "failed": 0, "pending": 0}
+    assert after["progress"] == {"total": 300, "succeeded": 300, "failed": 0, "pending": 0, "superseded": 0}
 
 
 def test_deletion_tasks_restart_and_cancel_the_same_way(stack: InProcessStack) -> None:

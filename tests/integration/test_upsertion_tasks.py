@@ -52,14 +52,14 @@ def test_create_answers_202_with_the_spec_fields_then_processes_to_done(
     assert task["status"] == "pending"
     assert task["failed_items"] == []
     assert task["created_at"].endswith("Z") and task["updated_at"].endswith("Z")
-    assert task["progress"] == {"total": 2, "succeeded": 0, "failed": 0, "pending": 2}
+    assert task["progress"] == {"total": 2, "succeeded": 0, "failed": 0, "pending": 2, "superseded": 0}
     assert task["attempt"] == 1 and task["error"] is None
 
     stack.drain()
 
     done = info(stack, "upsert-001")
     assert done["status"] == "done"
-    assert done["progress"] == {"total": 2, "succeeded": 2, "failed": 0, "pending": 0}
+    assert done["progress"] == {"total": 2, "succeeded": 2, "failed": 0, "pending": 0, "superseded": 0}
     assert done["failed_items"] == []
     document = opensearch.get(index=f"vectors-{MODEL}", id="doc-1")["_source"]
     assert document["object_id"] == "doc-1"
@@ -139,7 +139,7 @@ def test_items_that_cannot_be_embedded_are_listed_and_the_rest_proceed(
     stack.drain()
     task = info(stack, "mixed")
     assert task["status"] == "done"
-    assert task["progress"] == {"total": 6, "succeeded": 1, "failed": 5, "pending": 0}
+    assert task["progress"] == {"total": 6, "succeeded": 1, "failed": 5, "pending": 0, "superseded": 0}
     details = {f["object_id"]: f["detail"] for f in task["failed_items"]}
     assert details == {
         "no-payload": "Item has no payload; model 'local-hash-384' reads its input from payload.text",
@@ -207,7 +207,7 @@ def test_bulk_item_errors_become_item_failures_not_a_failed_task(stack: InProces
     stack.drain()
     task = info(stack, "bulk-errors")
     assert task["status"] == "done"
-    assert task["progress"] == {"total": 2, "succeeded": 1, "failed": 1, "pending": 0}
+    assert task["progress"] == {"total": 2, "succeeded": 1, "failed": 1, "pending": 0, "superseded": 0}
     (failure,) = task["failed_items"]
     assert failure["object_id"] == "bad-info"
     assert failure["detail"].startswith("OpenSearch rejected the item: ")
@@ -221,7 +221,7 @@ def test_a_task_whose_items_all_fail_ends_failed_with_an_error(stack: InProcessS
     task = info(stack, "all-bad")
     assert task["status"] == "failed"
     assert task["error"] == "All 2 items failed; see the failure list for each reason"
-    assert task["progress"] == {"total": 2, "succeeded": 0, "failed": 2, "pending": 0}
+    assert task["progress"] == {"total": 2, "succeeded": 0, "failed": 2, "pending": 0, "superseded": 0}
 
 
 def test_a_chunk_delivered_twice_is_counted_once(stack: InProcessStack) -> None:
@@ -232,7 +232,7 @@ def test_a_chunk_delivered_twice_is_counted_once(stack: InProcessStack) -> None:
     stack.drain()
     task = info(stack, "dup")
     assert task["status"] == "done"
-    assert task["progress"] == {"total": 5, "succeeded": 5, "failed": 0, "pending": 0}
+    assert task["progress"] == {"total": 5, "succeeded": 5, "failed": 0, "pending": 0, "superseded": 0}
 
 
 def test_a_large_task_is_chunked_and_every_item_indexed(stack: InProcessStack, opensearch: OpenSearch) -> None:
@@ -242,6 +242,6 @@ def test_a_large_task_is_chunked_and_every_item_indexed(stack: InProcessStack, o
     stack.drain()
     task = info(stack, "big")
     assert task["status"] == "done"
-    assert task["progress"] == {"total": 1050, "succeeded": 1050, "failed": 0, "pending": 0}
+    assert task["progress"] == {"total": 1050, "succeeded": 1050, "failed": 0, "pending": 0, "superseded": 0}
     opensearch.indices.refresh(index=f"vectors-{MODEL}")
     assert opensearch.count(index=f"vectors-{MODEL}")["count"] == 1050
