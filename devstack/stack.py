@@ -18,7 +18,7 @@ import boto3
 
 from devstack.api_gateway import ApiGateway
 from devstack.event_sources import SqsPoller, pollers_for
-from devstack.lambda_runtime import ContainerFunction, container_functions
+from devstack.lambda_runtime import ContainerFunction, container_functions, stop_all
 from devstack.permissions import Permissions
 from devstack.processes import ChildServer, start_moto, start_osmem
 from devstack.resources import create_resources
@@ -189,8 +189,7 @@ class DevStack:
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
-        for function in self.functions:
-            function.stop()
+        stop_all(self.functions)
         self.functions.clear()
         for server in reversed(self.servers):
             server.stop()
