@@ -368,6 +368,7 @@ SITES: dict[str, list[str]] = {
         "dynamodb.BatchWriteItem @ DynamoTaskStore.put_chunks #0",
         "dynamodb.PutItem @ DynamoTaskStore.insert_task #0",
         "dynamodb.UpdateItem @ DynamoTaskStore.mark_dispatched #0",
+        "dynamodb.UpdateItem @ DynamoTaskStore.next_write_version #0",
         "sqs.SendMessageBatch @ SqsWorkQueue.send #0",
     ],
     "worker, first chunk": [
@@ -415,6 +416,7 @@ SITES: dict[str, list[str]] = {
         "dynamodb.GetItem @ DynamoTaskStore.get_task #1",
         "dynamodb.Query @ DynamoTaskStore.get_task #0",
         "dynamodb.UpdateItem @ state machine #0",
+        "dynamodb.UpdateItem @ state machine #1",
         "sqs.SendMessage @ state machine #0",
         "sqs.SendMessage @ state machine #1",
         "stepfunctions.DescribeExecution @ StepFunctionsTransitions.restart #0",
