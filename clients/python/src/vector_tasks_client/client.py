@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from vector_tasks_client.errors import ApiError, TaskChanged, WaitTimeout
+from pydantic import BaseModel, ValidationError
+
+from vector_tasks_client.errors import ApiError, TaskChanged, UnexpectedAnswer, WaitTimeout
 from vector_tasks_client.kinds import Kind
 from vector_tasks_client.limits import FAILURES_MAX_LIMIT, LIST_MAX_LIMIT
 from vector_tasks_client.models import (
@@ -57,6 +59,18 @@ RESTART = Operation("PUT", "restart", repeatable=False)  # twice would be two at
 OPERATIONS = {f"{kind.path}/{op.route}": op for kind in Kind for op in (CREATE, GET, LIST, CANCEL, RESTART)}
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _parse(model: type[ModelT], response: Response) -> ModelT:
+    try:
+        return model.model_validate_json(response.body)
+    except ValidationError as exc:
+        rid = f" (request id {response.request_id})" if response.request_id else ""
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:3])
+        raise UnexpectedAnswer(f"the answer is not a {model.__name__}{rid}: {problems}") from None
+
+
 def new_task_id() -> str:
     """A task id for a create that names none, chosen before the first attempt so that every
     retry of that create is the same request (the service's own would differ per attempt)."""
@@ -88,7 +102,7 @@ class TaskKindClient(Generic[TaskT]):
 
     def _task(self, response: Response) -> TaskT:
         # mypy reads pydantic's Self on type[TaskT] as the bound, not as TaskT.
-        return cast(TaskT, self.task_model.model_validate_json(response.body))
+        return cast(TaskT, _parse(self.task_model, response))
 
     # -- the API's operations -------------------------------------------------------------------
 
@@ -113,7 +127,7 @@ class TaskKindClient(Generic[TaskT]):
     def list_tasks(self, status: TaskStatus | None = None, offset: int = 0, limit: int = 20) -> TaskList:
         """One page of tasks, newest first."""
         query: Query = {"offset": offset, "limit": limit, "status": status.value if status else None}
-        return TaskList.model_validate_json(self._call(LIST, query).body)
+        return _parse(TaskList, self._call(LIST, query))
 
     def cancel(self, task_id: str) -> TaskT:
         return self._task(self._call(CANCEL, {"task_id": task_id}))

@@ -69,7 +69,10 @@ class ConsoleServer:
         return {f"{self.host}:{self.port}", f"localhost:{self.port}"}
 
     def start(self) -> ConsoleServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="console", daemon=True)
+        # A short poll: `stop` (Ctrl-C of `make run`) waits for the loop to see the request.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="console", daemon=True
+        )
         self._thread.start()
         return self
 

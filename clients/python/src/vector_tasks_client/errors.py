@@ -90,6 +90,10 @@ class TransportError(VectorTasksError):
         super().__init__(message)
 
 
+class UnexpectedAnswer(VectorTasksError):
+    """A success status whose body is not what the API documents (a proxy's page, say)."""
+
+
 class CredentialsError(VectorTasksError):
     """Requests cannot be signed: no AWS credentials, or no region to sign for."""
 
