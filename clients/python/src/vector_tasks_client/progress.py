@@ -148,7 +148,7 @@ class Progress:
 
     def _draw(self, totals: Totals, text: str) -> None:
         columns = max(self._columns(), 40) - 1  # the last column would wrap on some terminals
-        width = max(10, min(40, columns - len(text) - 8))
+        width = max(10, min(40, columns // 3))  # by the terminal, not the text: a bar that never jumps
         filled = width * totals.processed // totals.total if totals.total else width
         line = f"[{self._fill * filled}{self._empty * (width - filled)}] {text}"[:columns]
         self._stream.write("\r" + line.ljust(columns))
