@@ -135,23 +135,25 @@ def test_big_items_are_split_so_that_each_event_stays_within_6_mb_counting_json_
 
 def test_task_ids_come_from_the_content_so_the_same_input_gives_the_same_tasks() -> None:
     text = jsonl({"object_id": f"d{i}", "payload": {"text": f"t{i}"}} for i in range(12_000))
-    first = Splitter(Kind.UPSERTION, MODEL).plan(lines(text))
+    read = lines(text)
+    first = Splitter(Kind.UPSERTION, MODEL).plan(read)
+    assert [b.task_id[:8] for b in first] == ["vt-0001-", "vt-0002-"]
     # Same content, other whitespace and key order: same tasks.
     respaced = "".join(
-        json.dumps({"payload": {"text": f"t{i}"}, "object_id": f"d{i}"}, indent=None, separators=(", ", " : ")) + "\n"
+        json.dumps({"payload": {"text": f"t{i}"}, "object_id": f"d{i}"}, separators=(", ", " : ")) + "\n"
         for i in range(12_000)
     )
     assert Splitter(Kind.UPSERTION, MODEL).plan(lines(respaced)) == first
-    assert [b.task_id[:8] for b in first] == ["vt-0001-", "vt-0002-"]
-    # Another model, kind or prefix, or other content: other ids.
-    assert Splitter(Kind.UPSERTION, "precomputed-384").plan(lines(text))[0].task_id != first[0].task_id
-    assert Splitter(Kind.UPSERTION, MODEL, prefix="docs").plan(lines(text))[0].task_id.startswith("docs-0001-")
-    changed = text.replace('"t11999"', '"t-changed"')
-    again = Splitter(Kind.UPSERTION, MODEL).plan(lines(changed))
+    # Another model or prefix: other ids.
+    assert Splitter(Kind.UPSERTION, "precomputed-384").plan(read)[0].task_id != first[0].task_id
+    assert Splitter(Kind.UPSERTION, MODEL, prefix="docs").plan(read)[0].task_id.startswith("docs-0001-")
+    # One line changed: that task only has another id.
+    changed = [*read[:-1], Line(read[-1].number, read[-1].object_id, '{"object_id":"d11999"}')]
+    again = Splitter(Kind.UPSERTION, MODEL).plan(changed)
     assert (again[0].task_id, again[1].task_id != first[1].task_id) == (first[0].task_id, True)
     # Lines added at the end keep the earlier full tasks.
-    longer = text + jsonl({"object_id": f"e{i}"} for i in range(9_000))
-    assert Splitter(Kind.UPSERTION, MODEL).plan(lines(longer))[0] == first[0]
+    more = [Line(12_001 + i, f"e{i}", f'{{"object_id":"e{i}"}}') for i in range(9_000)]
+    assert Splitter(Kind.UPSERTION, MODEL).plan(read + more)[0] == first[0]
 
 
 def test_an_input_that_changed_between_the_two_reads_is_refused() -> None:
