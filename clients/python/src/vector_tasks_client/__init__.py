@@ -21,8 +21,17 @@ from vector_tasks_client.models import (
     TaskSummary,
     UpsertionTask,
 )
-from vector_tasks_client.signing import SigV4Signer
 from vector_tasks_client.transport import RetryPolicy
+
+
+def __getattr__(name: str) -> object:
+    # SigV4Signer imports botocore, which an unsigned client (the local stack's) never needs.
+    if name == "SigV4Signer":
+        from vector_tasks_client.signing import SigV4Signer
+
+        return SigV4Signer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ApiError",

@@ -216,6 +216,11 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> ExitCode:
                 console.out(
                     f"{what} {kind} task {task.id}: lines {batch.first_line}-{batch.last_line}, {batch.count:,} {noun}"
                 )
+                if not new and task.status.is_final and task.progress.succeeded < task.progress.total:
+                    console.err(
+                        f"{task.id} was submitted before and is {task.status}; to run what did not succeed again: "
+                        f"vector-tasks restart --kind {kind} --failed {task.id}"
+                    )
         except VectorTasksError:
             if created:
                 console.err(f"{created} of {len(batches)} tasks were sent; the same command again resumes.")

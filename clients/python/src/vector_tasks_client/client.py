@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -34,7 +34,6 @@ from vector_tasks_client.models import (
     TaskSummary,
     UpsertionTask,
 )
-from vector_tasks_client.signing import SigV4Signer
 from vector_tasks_client.transport import Query, Response, RetryPolicy, Signer, Transport
 
 LOCAL_ENDPOINT = "http://127.0.0.1:3000"  # `make run`
@@ -101,8 +100,7 @@ class TaskKindClient(Generic[TaskT]):
         return response
 
     def _task(self, response: Response) -> TaskT:
-        # mypy reads pydantic's Self on type[TaskT] as the bound, not as TaskT.
-        return cast(TaskT, _parse(self.task_model, response))
+        return _parse(self.task_model, response)
 
     # -- the API's operations -------------------------------------------------------------------
 
@@ -284,6 +282,8 @@ class VectorTasksClient:
     ) -> VectorTasksClient:
         """Signed with SigV4 from the caller's AWS credentials (as the AWS CLI finds them, or
         the named `profile`); the region is read from an execute-api endpoint unless given."""
+        from vector_tasks_client.signing import SigV4Signer  # botocore: only for a signed client
+
         return cls(endpoint, signer=SigV4Signer.from_aws_config(endpoint, region, profile), **options)
 
     @classmethod

@@ -1,0 +1,48 @@
+"""CLI tier: the installed `vector-tasks` command against the local stack started as `make run`
+starts it, as a person runs it (a subprocess, its output and exit code)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.local_stack import RunningStack, start_local_stack
+
+VECTOR_TASKS = Path(sys.executable).parent / "vector-tasks"  # the entry point pip installed
+
+
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture(scope="package")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    with start_local_stack(tmp_path_factory.mktemp("devstack")) as stack:
+        yield stack
+
+
+VectorTasks = Callable[..., Ran]
+
+
+@pytest.fixture
+def vector_tasks(local_stack: RunningStack, tmp_path: Path) -> VectorTasks:
+    """`vector_tasks(*args)`: the command run against the stack, in tmp_path; no config file."""
+    env = {**os.environ, "VECTOR_TASKS_CONFIG": str(tmp_path / "no-config.toml"), "COLUMNS": "100"}
+
+    def run(*args: str, timeout: float = 120) -> Ran:
+        argv = [str(VECTOR_TASKS), "--endpoint", local_stack.api.base_url, *args]
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        ran = Ran(done.returncode, done.stdout, done.stderr)
+        assert "Traceback" not in ran.err, ran.err
+        return ran
+
+    return run
