@@ -29,6 +29,7 @@ TOKEN_HEADER = "X-Console-Token"  # noqa: S105 - the header's name; the token is
 STATIC_FILES = {
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 # Everything from this server, nothing inline, nothing from elsewhere (no CDN, no framing).
 SECURITY_HEADERS = {

@@ -75,6 +75,10 @@ function formatCount(n) {
   return n.toLocaleString("en-US");
 }
 
+function plural(n, noun) {
+  return `${formatCount(n)} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 function formatTime(iso) {
   return iso.replace("T", " ").replace("Z", " UTC");
 }
@@ -430,7 +434,7 @@ document.addEventListener("DOMContentLoaded", () => {
           { scope: "failed" },
           (t) =>
             `Restart ${shownTask.kind} task ${t.id} as attempt ${t.attempt + 1}, only the ` +
-            `${formatCount(t.progress.total - t.progress.succeeded)} items that did not succeed?`,
+            `${plural(t.progress.total - t.progress.succeeded, "item")} that did not succeed?`,
           "Restart failed",
         ),
       "action",
