@@ -11,7 +11,7 @@ from vector_tasks import wiring
 
 # Each tier's directory and the marker (declared in pyproject.toml) its tests carry, so that
 # `pytest -m "not e2e"` and the like select by tier. `slow` is applied where it belongs
-# (tests/e2e/test_scale.py).
+# (tests/e2e/test_scale.py, tests/cli/test_submit.py).
 _TIER_MARKERS = {
     "e2e": "e2e",
     "contract": "contract",
