@@ -110,8 +110,13 @@ class TaskSummary(_Response):
     error: str | None
 
 
-class UpsertionTask(TaskSummary):
+class _TaskWithFailures(TaskSummary):
+    """A task with one page of its current attempt's failures (the field's name is the kind's)."""
+
     failures_next_offset: int | None = Field(ge=0)
+
+
+class UpsertionTask(_TaskWithFailures):
     failed_items: list[ItemFailure]
 
     @property
@@ -120,8 +125,7 @@ class UpsertionTask(TaskSummary):
         return self.failed_items
 
 
-class DeletionTask(TaskSummary):
-    failures_next_offset: int | None = Field(ge=0)
+class DeletionTask(_TaskWithFailures):
     failed_item_ids: list[ItemFailure]
 
     @property
