@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.local_stack import free_port
 from tests.support.stub_api import Reply, Request, stub_api, summary_json, task_json
-from vector_tasks_client.cli import Console, ExitCode, main
+from vector_tasks_client.cli import ExitCode, Io, main
 
 
 class Run:
@@ -20,7 +20,7 @@ class Run:
 
     def __init__(self, *argv: str, env: dict[str, str] | None = None, stdin: bytes = b"") -> None:
         self.now = 0.0
-        console = Console(
+        streams = Io(
             stdout=io.StringIO(),
             stderr=io.StringIO(),
             stdin=io.BytesIO(stdin),
@@ -28,9 +28,9 @@ class Run:
             clock=lambda: self.now,
             sleep=self._sleep,
         )
-        self.code = main(list(argv), console)
-        self.out = console.stdout.getvalue()  # type: ignore[attr-defined]
-        self.err = console.stderr.getvalue()  # type: ignore[attr-defined]
+        self.code = main(list(argv), streams)
+        self.out = streams.stdout.getvalue()  # type: ignore[attr-defined]
+        self.err = streams.stderr.getvalue()  # type: ignore[attr-defined]
         assert "Traceback" not in self.out + self.err
 
     def _sleep(self, seconds: float) -> None:

@@ -25,10 +25,11 @@ from typing import IO, Any, TextIO
 from vector_tasks_client.batches import DEFAULT_PREFIX, Splitter, check_prefix
 from vector_tasks_client.client import TaskKindClient, VectorTasksClient
 from vector_tasks_client.config import ConfigError, Target, config_path, resolve_target
+from vector_tasks_client.console import DEFAULT_PORT, ConsoleServer
 from vector_tasks_client.errors import ApiError, VectorTasksError, WaitTimeout
 from vector_tasks_client.jsonl import InputError, read_lines
 from vector_tasks_client.kinds import Kind
-from vector_tasks_client.models import ItemFailure, RestartScope, TaskStatus, TaskSummary
+from vector_tasks_client.models import DeletionTask, ItemFailure, RestartScope, TaskStatus, TaskSummary, UpsertionTask
 from vector_tasks_client.progress import Progress
 
 POLL_SECONDS = 1.0
@@ -61,8 +62,8 @@ class UsageError(Exception):
 
 
 @dataclass
-class Console:
-    """Where the CLI reads and writes, and its clock: injected by tests, the process's otherwise."""
+class Io:
+    """What the CLI reads, writes and keeps time with: the process's, or a test's."""
 
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
@@ -82,11 +83,11 @@ class Console:
 
 
 @contextmanager
-def open_input(path: str, console: Console) -> Iterator[IO[bytes]]:
+def open_input(path: str, io: Io) -> Iterator[IO[bytes]]:
     """The input, readable twice (planned, then sent): standard input is kept in a temporary file."""
     if path == STDIN:
         with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024) as spool:
-            shutil.copyfileobj(console.stdin, spool)
+            shutil.copyfileobj(io.stdin, spool)
             spool.seek(0)
             yield spool
         return
@@ -99,9 +100,9 @@ def open_input(path: str, console: Console) -> Iterator[IO[bytes]]:
 
 
 @contextmanager
-def open_output(path: str, console: Console) -> Iterator[TextIO]:
+def open_output(path: str, io: Io) -> Iterator[TextIO]:
     if path == STDIN:
-        yield console.stdout
+        yield io.stdout
         return
     with ExitStack() as files:
         try:
@@ -114,7 +115,7 @@ def open_output(path: str, console: Console) -> Iterator[TextIO]:
 # -- the commands --------------------------------------------------------------------------------
 
 
-def _target(args: argparse.Namespace, console: Console) -> Target:
+def _target(args: argparse.Namespace, io: Io) -> Target:
     given = [f"--{name}" for name in ("local", "endpoint", "profile") if getattr(args, name, None)]
     if len(given) > 1:
         raise UsageError(f"{' and '.join(given)}: give one of them")
@@ -125,12 +126,12 @@ def _target(args: argparse.Namespace, console: Console) -> Target:
         region=getattr(args, "region", None),
         aws_profile=getattr(args, "aws_profile", None),
         sign=getattr(args, "sign", None),
-        env=console.env,
+        env=io.env,
     )
 
 
-def _client(args: argparse.Namespace, console: Console) -> VectorTasksClient:
-    return _target(args, console).client(clock=console.clock, sleep=console.sleep)
+def _client(args: argparse.Namespace, io: Io) -> VectorTasksClient:
+    return _target(args, io).client(clock=io.clock, sleep=io.sleep)
 
 
 def _kind(args: argparse.Namespace) -> Kind:
@@ -142,7 +143,7 @@ def _progress_line(task: TaskSummary) -> str:
     return f"{p.processed:,}/{p.total:,} items, {p.succeeded:,} succeeded, {p.failed:,} failed"
 
 
-def _each(task_ids: Sequence[str], console: Console, kind: Kind, action: Callable[[str], None]) -> ExitCode:
+def _each(task_ids: Sequence[str], io: Io, kind: Kind, action: Callable[[str], None]) -> ExitCode:
     """`action` for every task id, going on after an error; ERROR if any failed."""
     failed = False
     for task_id in task_ids:
@@ -153,59 +154,57 @@ def _each(task_ids: Sequence[str], console: Console, kind: Kind, action: Callabl
             if exc.status == 404 and exc.code == "task_not_found":
                 other = Kind.DELETION if kind is Kind.UPSERTION else Kind.UPSERTION
                 hint = f" (a {other.value} task? add --kind {other.value})"
-            console.err(f"vector-tasks: {task_id}: {exc}{hint}")
+            io.err(f"vector-tasks: {task_id}: {exc}{hint}")
             failed = True
     return ExitCode.ERROR if failed else ExitCode.DONE
 
 
 def watch(
-    tasks: TaskKindClient[Any], task_ids: Sequence[str], timeout: float | None, console: Console, source: str | None
+    tasks: TaskKindClient[Any], task_ids: Sequence[str], timeout: float | None, io: Io, source: str | None
 ) -> ExitCode:
     """Wait for the tasks with one progress display across them; the exit code of the outcome.
     `source`: the file the tasks were submitted from, for the hint on exporting failures."""
-    progress = Progress(console.stderr, console.clock)
+    progress = Progress(io.stderr, io.clock)
     try:
         final = tasks.wait_all(task_ids, timeout, POLL_SECONDS, on_update=progress.update)
     except WaitTimeout as exc:
         progress.finish(exc.tasks)
-        console.err(f"vector-tasks: {exc}; they go on (vector-tasks status --wait follows them)")
+        io.err(f"vector-tasks: {exc}; they go on (vector-tasks status --wait follows them)")
         return ExitCode.TIMEOUT
     except KeyboardInterrupt:
-        console.err(
+        io.err(
             f"\nStopped watching; the tasks go on: vector-tasks status --kind {tasks.kind} --wait {' '.join(task_ids)}"
         )
         return ExitCode.INTERRUPTED
     progress.finish(final)
     for task in final:
         if task.status is not TaskStatus.DONE:
-            console.err(f"{tasks.kind} task {task.id} {task.status}" + (f": {task.error}" if task.error else ""))
+            io.err(f"{tasks.kind} task {task.id} {task.status}" + (f": {task.error}" if task.error else ""))
     if any(t.progress.failed for t in final):
         failing = " ".join(t.id for t in final if t.progress.failed)
         if source not in (None, STDIN):
             given = f" --input {source}"
         else:  # an upsertion's failed items come whole only from what was submitted
             given = " --input FILE.jsonl" if tasks.kind is Kind.UPSERTION else ""
-        console.err(
-            f"Some items failed: vector-tasks failures --kind {tasks.kind} {failing}{given} --output failed.jsonl"
-        )
+        io.err(f"Some items failed: vector-tasks failures --kind {tasks.kind} {failing}{given} --output failed.jsonl")
     return outcome(final)
 
 
-def cmd_submit(args: argparse.Namespace, console: Console) -> ExitCode:
+def cmd_submit(args: argparse.Namespace, io: Io) -> ExitCode:
     kind = _kind(args)
     source = "<stdin>" if args.file == STDIN else args.file
     try:
         splitter = Splitter(kind, args.model, args.task_prefix, source)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    with open_input(args.file, console) as stream:
+    with open_input(args.file, io) as stream:
         batches = splitter.plan(read_lines(stream, kind, source))
         if not batches:
             raise UsageError(f"{source}: no lines to submit")
         count = sum(b.count for b in batches)
         noun = "items" if kind is Kind.UPSERTION else "object ids"
-        console.err(f"{source}: {count:,} {noun} in {len(batches)} {kind} task{'s' if len(batches) > 1 else ''}")
-        tasks = _client(args, console).kind(kind)
+        io.err(f"{source}: {count:,} {noun} in {len(batches)} {kind} task{'s' if len(batches) > 1 else ''}")
+        tasks = _client(args, io).kind(kind)
         stream.seek(0)
         created = 0
         try:
@@ -213,57 +212,57 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> ExitCode:
                 task, new = tasks.create_from_body(body)
                 created += 1
                 what = "created" if new else f"resumed ({task.status})"
-                console.out(
+                io.out(
                     f"{what} {kind} task {task.id}: lines {batch.first_line}-{batch.last_line}, {batch.count:,} {noun}"
                 )
                 if not new and task.status.is_final and task.progress.succeeded < task.progress.total:
-                    console.err(
+                    io.err(
                         f"{task.id} was submitted before and is {task.status}; to run what did not succeed again: "
                         f"vector-tasks restart --kind {kind} --failed {task.id}"
                     )
         except VectorTasksError:
             if created:
-                console.err(f"{created} of {len(batches)} tasks were sent; the same command again resumes.")
+                io.err(f"{created} of {len(batches)} tasks were sent; the same command again resumes.")
             raise
     task_ids = [b.task_id for b in batches]
     if not args.wait:
-        console.err(f"Follow them: vector-tasks status --kind {kind} --wait {' '.join(task_ids)}")
+        io.err(f"Follow them: vector-tasks status --kind {kind} --wait {' '.join(task_ids)}")
         return ExitCode.DONE
-    return watch(tasks, task_ids, args.timeout, console, args.file)
+    return watch(tasks, task_ids, args.timeout, io, args.file)
 
 
-def _show(task: Any, kind: Kind, console: Console) -> None:
-    console.out(f"{kind} task {task.id}: {task.status} (attempt {task.attempt})")
-    console.out(f"  model     {task.embedding_model_id}")
-    console.out(f"  progress  {_progress_line(task)}, {task.progress.pending:,} pending")
-    console.out(f"  created   {task.created_at:%Y-%m-%d %H:%M:%SZ}, updated {task.updated_at:%Y-%m-%d %H:%M:%SZ}")
+def _show(task: UpsertionTask | DeletionTask, kind: Kind, io: Io) -> None:
+    io.out(f"{kind} task {task.id}: {task.status} (attempt {task.attempt})")
+    io.out(f"  model     {task.embedding_model_id}")
+    io.out(f"  progress  {_progress_line(task)}, {task.progress.pending:,} pending")
+    io.out(f"  created   {task.created_at:%Y-%m-%d %H:%M:%SZ}, updated {task.updated_at:%Y-%m-%d %H:%M:%SZ}")
     if task.error:
-        console.out(f"  error     {task.error}")
+        io.out(f"  error     {task.error}")
     for failure in task.failures:
-        console.out(f"  failed    {failure.object_id}: {failure.detail}")
+        io.out(f"  failed    {failure.object_id}: {failure.detail}")
     if task.failures_next_offset is not None:
-        console.out(f"  ...       all {task.progress.failed:,}: vector-tasks failures --kind {kind} {task.id}")
+        io.out(f"  ...       all {task.progress.failed:,}: vector-tasks failures --kind {kind} {task.id}")
 
 
-def cmd_status(args: argparse.Namespace, console: Console) -> ExitCode:
+def cmd_status(args: argparse.Namespace, io: Io) -> ExitCode:
     kind = _kind(args)
-    tasks = _client(args, console).kind(kind)
+    tasks = _client(args, io).kind(kind)
 
     def show(task_id: str) -> None:
         task = tasks.get(task_id, failures_limit=SHOWN_DETAILS)
         if args.json:
-            console.out(task.model_dump_json())
+            io.out(task.model_dump_json())
         else:
-            _show(task, kind, console)
+            _show(task, kind, io)
 
-    code = _each(args.task_ids, console, kind, show)
+    code = _each(args.task_ids, io, kind, show)
     if code is ExitCode.DONE and args.wait:
-        return watch(tasks, args.task_ids, args.timeout, console, None)
+        return watch(tasks, args.task_ids, args.timeout, io, None)
     return code
 
 
-def cmd_list(args: argparse.Namespace, console: Console) -> ExitCode:
-    client = _client(args, console)
+def cmd_list(args: argparse.Namespace, io: Io) -> ExitCode:
+    client = _client(args, io)
     kinds = list(Kind) if args.kind == "all" else [Kind(args.kind)]
     status = TaskStatus(args.status) if args.status else None
     page = min(args.limit, 100)
@@ -277,10 +276,10 @@ def cmd_list(args: argparse.Namespace, console: Console) -> ExitCode:
     )
     if args.json:
         for kind, task in rows:
-            console.out(f'{{"kind":"{kind}",{task.model_dump_json()[1:]}')
+            io.out(f'{{"kind":"{kind}",{task.model_dump_json()[1:]}')
         return ExitCode.DONE
     if not rows:
-        console.err("No tasks" + (f" {status}" if status else "") + ".")
+        io.err("No tasks" + (f" {status}" if status else "") + ".")
         return ExitCode.DONE
     table = [("KIND", "TASK", "STATUS", "ATTEMPT", "PROGRESS", "UPDATED")]
     table += [
@@ -289,90 +288,82 @@ def cmd_list(args: argparse.Namespace, console: Console) -> ExitCode:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
-        console.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        io.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
     return ExitCode.DONE
 
 
-def cmd_cancel(args: argparse.Namespace, console: Console) -> ExitCode:
+def cmd_cancel(args: argparse.Namespace, io: Io) -> ExitCode:
     kind = _kind(args)
-    tasks = _client(args, console).kind(kind)
+    tasks = _client(args, io).kind(kind)
 
     def cancel(task_id: str) -> None:
         task = tasks.cancel(task_id)
-        console.out(f"canceled {kind} task {task.id}: {_progress_line(task)}")
+        io.out(f"canceled {kind} task {task.id}: {_progress_line(task)}")
 
-    return _each(args.task_ids, console, kind, cancel)
+    return _each(args.task_ids, io, kind, cancel)
 
 
-def cmd_restart(args: argparse.Namespace, console: Console) -> ExitCode:
+def cmd_restart(args: argparse.Namespace, io: Io) -> ExitCode:
     kind = _kind(args)
-    tasks = _client(args, console).kind(kind)
+    tasks = _client(args, io).kind(kind)
     scope = RestartScope.FAILED if args.failed else RestartScope.ALL
 
     def restart(task_id: str) -> None:
         task = tasks.restart(task_id, scope)
-        console.out(f"restarted {kind} task {task.id} as attempt {task.attempt}: {task.progress.total:,} items")
+        io.out(f"restarted {kind} task {task.id} as attempt {task.attempt}: {task.progress.total:,} items")
 
-    code = _each(args.task_ids, console, kind, restart)
+    code = _each(args.task_ids, io, kind, restart)
     if code is ExitCode.DONE and args.wait:
-        return watch(tasks, args.task_ids, args.timeout, console, None)
+        return watch(tasks, args.task_ids, args.timeout, io, None)
     return code
 
 
-def cmd_failures(args: argparse.Namespace, console: Console) -> ExitCode:
+def cmd_failures(args: argparse.Namespace, io: Io) -> ExitCode:
     kind = _kind(args)
     if args.output and kind is Kind.UPSERTION and not args.input:
         raise UsageError(
             "an upsertion failure names its object id only: give --input FILE.jsonl (what was submitted) "
             "so that the failed items are written whole and can be submitted again"
         )
-    tasks = _client(args, console).kind(kind)
+    tasks = _client(args, io).kind(kind)
     failures: dict[str, ItemFailure] = {}
     for task_id in args.task_ids:
         for page in tasks.failure_pages(task_id):
             if page.failures_next_offset is None and not page.status.is_final:
-                console.err(f"{kind} task {task_id} is {page.status}: these are its failures so far")
+                io.err(f"{kind} task {task_id} is {page.status}: these are its failures so far")
             failures.update((f.object_id, f) for f in page.failures)
     if not args.output:
         for failure in failures.values():
-            console.out(f"{failure.object_id}\t{failure.detail}")
+            io.out(f"{failure.object_id}\t{failure.detail}")
     else:
-        with open_output(args.output, console) as out:
-            written = _write_failed_lines(args, kind, failures, out, console)
-        console.err(
-            f"{written:,} failed {'items' if kind is Kind.UPSERTION else 'object ids'} written to {args.output}"
-        )
+        lines = _failed_lines(args, kind, failures, io)  # all of them before the file is written
+        with open_output(args.output, io) as out:
+            out.writelines(lines)
+        io.err(f"{len(lines):,} failed {'items' if kind is Kind.UPSERTION else 'object ids'} written to {args.output}")
     for detail, n in Counter(f.detail for f in failures.values()).most_common(SHOWN_DETAILS):
-        console.err(f"  {n:,} x {detail}")
+        io.err(f"  {n:,} x {detail}")
     return ExitCode.DONE
 
 
-def _write_failed_lines(
-    args: argparse.Namespace, kind: Kind, failures: Mapping[str, ItemFailure], out: TextIO, console: Console
-) -> int:
-    """The failed lines, as submitted (from --input, in its order), or for a deletion without
-    --input the failed object ids; either way a file `submit` takes as it is."""
+def _failed_lines(args: argparse.Namespace, kind: Kind, failures: Mapping[str, ItemFailure], io: Io) -> list[str]:
+    """The failed lines as submitted (from --input, in its order), or for a deletion without
+    --input the failed object ids; either way what `submit` takes as it is."""
     if not args.input:
-        out.writelines(json.dumps(oid, ensure_ascii=False) + "\n" for oid in failures)
-        return len(failures)
+        return [json.dumps(object_id, ensure_ascii=False) + "\n" for object_id in failures]
     source = "<stdin>" if args.input == STDIN else args.input
-    found: set[str] = set()
-    with open_input(args.input, console) as stream:
-        for line in read_lines(stream, kind, source):
-            if line.object_id in failures:
-                found.add(line.object_id)
-                out.write(line.json + "\n")
-    missing = [oid for oid in failures if oid not in found]
+    with open_input(args.input, io) as stream:
+        lines = {
+            line.object_id: line.json + "\n" for line in read_lines(stream, kind, source) if line.object_id in failures
+        }
+    missing = [object_id for object_id in failures if object_id not in lines]
     if missing:
         shown = ", ".join(map(repr, missing[:5])) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise UsageError(f"{source} does not hold {len(missing):,} of the failed object ids: {shown}")
-    return len(found)
+    return list(lines.values())
 
 
-def cmd_console(args: argparse.Namespace, console: Console) -> ExitCode:
-    from vector_tasks_client.console import ConsoleServer
-
-    target = _target(args, console)
+def cmd_console(args: argparse.Namespace, io: Io) -> ExitCode:
+    target = _target(args, io)
     try:
         server = ConsoleServer(target.client(), port=args.port)
     except OSError as exc:
@@ -381,8 +372,8 @@ def cmd_console(args: argparse.Namespace, console: Console) -> ExitCode:
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
     how = "signed with your AWS credentials" if target.sign else "unsigned"
-    console.out(f"Console:    {server.url}")
-    console.err(f"Serving the API at {target.endpoint} ({how}); Ctrl-C stops it.")
+    io.out(f"Console:    {server.url}")
+    io.err(f"Serving the API at {target.endpoint} ({how}); Ctrl-C stops it.")
     try:
         stop.wait()
     except KeyboardInterrupt:
@@ -469,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
-    def command(name: str, handler: Callable[[argparse.Namespace, Console], ExitCode], summary: str, **kw: Any) -> Any:
+    def command(name: str, handler: Callable[[argparse.Namespace, Io], ExitCode], summary: str, **kw: Any) -> Any:
         sub = commands.add_parser(
             name, help=summary, description=kw.pop("description", summary), formatter_class=_Formatter, parents=[target]
         )
@@ -544,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the operator console at http://127.0.0.1:PORT. The page's API calls go\n"
         "through this process, which signs them: no credential reaches the browser.",
     )
-    console.add_argument("--port", type=int, default=3001, help="(3001)")
+    console.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT})")
     return parser
 
 
@@ -562,22 +553,22 @@ def _prefix(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
-    console = console or Console()
+def main(argv: Sequence[str] | None = None, io: Io | None = None) -> int:
+    io = io or Io()
     args = build_parser().parse_args(argv)
     if getattr(args, "verbose", False):
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s", stream=console.stderr)
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s", stream=io.stderr)
         logging.getLogger("urllib3").setLevel(logging.WARNING)
     try:
-        return int(args.handler(args, console))
+        return int(args.handler(args, io))
     except (UsageError, InputError, ConfigError) as exc:
-        console.err(f"vector-tasks: {exc}")
+        io.err(f"vector-tasks: {exc}")
         return ExitCode.USAGE
     except VectorTasksError as exc:
-        console.err(f"vector-tasks: {exc}")
+        io.err(f"vector-tasks: {exc}")
         return ExitCode.ERROR
     except KeyboardInterrupt:
-        console.err("\nvector-tasks: interrupted")
+        io.err("\nvector-tasks: interrupted")
         return ExitCode.INTERRUPTED
     except BrokenPipeError:  # `vector-tasks list | head`: the reader has gone
         sys.stderr.close()
