@@ -151,3 +151,14 @@ def test_a_port_in_use_fails_at_once() -> None:
             ConsoleServer(VectorTasksClient("http://127.0.0.1:1"), port=first.port)
     finally:
         first.stop()
+
+
+def test_a_browser_that_goes_away_mid_answer_prints_nothing(
+    console: ConsoleServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """socketserver would print the traceback on the terminal `make run` shares."""
+    try:
+        raise BrokenPipeError(32, "Broken pipe")
+    except BrokenPipeError:
+        console._httpd.handle_error(None, ("127.0.0.1", 50000))
+    assert capsys.readouterr().err == ""

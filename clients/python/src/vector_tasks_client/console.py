@@ -12,6 +12,7 @@ import html
 import json
 import logging
 import secrets
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,9 +53,8 @@ class ConsoleServer:
     def __init__(self, client: VectorTasksClient, port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> None:
         self.client = client
         self.token = secrets.token_urlsafe(32)
-        self._httpd = ThreadingHTTPServer((host, port), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.console = self  # type: ignore[attr-defined]  # how a handler finds its console
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.console = self
         self.host, self.port = host, self._httpd.server_port
         self._thread: threading.Thread | None = None
         page = _static("index.html").decode()
@@ -85,13 +85,27 @@ class ConsoleServer:
         self._httpd.server_close()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    console: ConsoleServer  # how a handler finds its console
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that goes away mid-answer (a closed tab, a reload) is no error to print;
+        anything else is logged, not written to the terminal `make run` shares."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("%s went away", client_address)
+        else:
+            log.exception("console request from %s failed", client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "vector-tasks-console"
     console: ConsoleServer
 
     def setup(self) -> None:
         super().setup()
-        self.console = self.server.console  # type: ignore[attr-defined]
+        assert isinstance(self.server, _Server)
+        self.console = self.server.console
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         log.debug("%s %s", self.address_string(), format % args)
