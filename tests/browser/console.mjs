@@ -238,9 +238,13 @@ const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
 const requests = [];
 const refused = []; // answers of 400 and over, as "STATUS PATH"
 const pageErrors = [];
+const calls = []; // the API calls, for a failure's report
 page.on("request", (request) => requests.push(request.url()));
 page.on("response", (response) => {
-  if (response.status() >= 400) refused.push(`${response.status()} ${new URL(response.url()).pathname}`);
+  const request = response.request();
+  const path = new URL(response.url()).pathname;
+  if (path.startsWith("/api/")) calls.push(`${request.method()} ${path} (${(request.postData() || "").length} B) ${response.status()}`);
+  if (response.status() >= 400) refused.push(`${response.status()} ${path}`);
 });
 page.on("pageerror", (error) => pageErrors.push(error.message));
 page.on("console", (message) => {
@@ -263,7 +267,10 @@ try {
   failed = true;
   const shot = join(ARTIFACTS, `console-${name}.png`);
   await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
-  console.error(`failed: ${name}: ${error.stack || error}\nscreenshot: ${shot}\npage errors: ${pageErrors.join(" | ")}`);
+  console.error(
+    `failed: ${name}: ${error.stack || error}\nscreenshot: ${shot}\npage errors: ${pageErrors.join(" | ")}\n` +
+      `last API calls:\n  ${calls.slice(-12).join("\n  ")}`,
+  );
 } finally {
   await browser.close();
 }

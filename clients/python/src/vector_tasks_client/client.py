@@ -112,7 +112,8 @@ class TaskKindClient(Generic[TaskT]):
         """Create from a request body serialised by the caller (it must name its task_id, or
         retries could create it twice). Returns the task and whether it is new (202) rather
         than an existing task with that id and body (200)."""
-        if not isinstance(json.loads(body).get("task_id"), str):
+        parsed = json.loads(body)
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("task_id"), str):
             raise ValueError("a create body sent as is must carry its task_id")
         response = self._call(CREATE, body=body)
         return self._task(response), response.status == 202

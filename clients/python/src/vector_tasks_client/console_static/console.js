@@ -25,7 +25,16 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, kind, route, params = {}, body = undefined) {
+// One API call at a time, answered in the order they were made: a refresh that began before an
+// action cannot land after the action's answer and show the task as it was before it.
+let pending = Promise.resolve();
+function api(...call) {
+  const answer = pending.then(() => send(...call));
+  pending = answer.catch(() => {});
+  return answer;
+}
+
+async function send(method, kind, route, params = {}, body = undefined) {
   const query = new URLSearchParams();
   for (const [name, value] of Object.entries(params)) {
     if (value !== null && value !== undefined && value !== "") query.set(name, String(value));
