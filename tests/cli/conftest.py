@@ -15,6 +15,13 @@ import pytest
 from tests.support.local_stack import RunningStack, start_local_stack
 
 VECTOR_TASKS = Path(sys.executable).parent / "vector-tasks"  # the entry point pip installed
+# What the tier measured, printed at the end of the run (pytest hides a passing test's output).
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for figure in FIGURES:
+        terminalreporter.write_line(f"cli tier: {figure}")
 
 
 @dataclass(frozen=True)

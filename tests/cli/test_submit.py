@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import VECTOR_TASKS, VectorTasks
+from tests.cli.conftest import FIGURES, VECTOR_TASKS, VectorTasks
 from tests.support.local_stack import RunningStack
 
 MODEL = "local-hash-384"
@@ -78,7 +78,7 @@ def test_a_25000_line_file_is_submitted_as_3_tasks_and_waited_done_with_progress
         assert (task["status"], task["progress"]["succeeded"], task["attempt"]) == ("done", total, 1)
     local_stack.opensearch.call("POST", f"/vectors-{MODEL}/_refresh")
     assert local_stack.opensearch.get(f"/vectors-{MODEL}/_count?q=object_id:doc-*")["count"] == 25_000
-    print(f"\n[cli] 25,000 lines as 3 tasks: submitted and done in {took:.1f} s ({closing['rate']} items/s)")
+    FIGURES.append(f"25,000 lines as 3 tasks, submitted and waited done in {took:.1f} s ({closing['rate']} items/s)")
 
 
 @pytest.mark.slow
