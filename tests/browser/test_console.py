@@ -4,6 +4,7 @@ playwright-core driving Debian's chromium, against the console that `make run` s
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -22,8 +23,7 @@ def run_scenario(stack: RunningStack, name: str, artifacts: Path, **args: object
         ["node", str(SCRIPT), name],
         cwd=REPO,
         env={
-            "PATH": "/usr/bin:/bin:/usr/local/bin",
-            "HOME": str(artifacts),
+            **os.environ,
             "CONSOLE_URL": stack.console_url,
             "CHROMIUM": str(CHROMIUM),
             "SCENARIO_ARGS": json.dumps(args),

@@ -40,16 +40,22 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
 VectorTasks = Callable[..., Ran]
 
 
-@pytest.fixture
-def vector_tasks(local_stack: RunningStack, tmp_path: Path) -> VectorTasks:
-    """`vector_tasks(*args)`: the command run against the stack, in tmp_path; no config file."""
-    env = {**os.environ, "VECTOR_TASKS_CONFIG": str(tmp_path / "no-config.toml"), "COLUMNS": "100"}
+def runner(stack: RunningStack, directory: Path) -> VectorTasks:
+    """`run(*args)`: the command run against the stack in `directory`, with no config file."""
+    env = {**os.environ, "VECTOR_TASKS_CONFIG": str(directory / "no-config.toml"), "COLUMNS": "100"}
 
     def run(*args: str, timeout: float = 120) -> Ran:
-        argv = [str(VECTOR_TASKS), "--endpoint", local_stack.api.base_url, *args]
-        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        argv = [str(VECTOR_TASKS), "--endpoint", stack.api.base_url, *args]
+        done = subprocess.run(
+            argv, cwd=directory, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
         ran = Ran(done.returncode, done.stdout, done.stderr)
         assert "Traceback" not in ran.err, ran.err
         return ran
 
     return run
+
+
+@pytest.fixture
+def vector_tasks(local_stack: RunningStack, tmp_path: Path) -> VectorTasks:
+    return runner(local_stack, tmp_path)
