@@ -1,4 +1,5 @@
-"""The local stack: template.yaml's resources on moto, OpenSearch on osmem, handlers in-process.
+"""The local stack: template.yaml's resources on moto, OpenSearch on osmem, each function in a
+container process of its own.
 
-What `sam local start-api` plus an SQS event-source emulator would do, without containers.
+What `sam local start-api` plus an SQS event-source emulator would do, without Docker.
 """

@@ -15,11 +15,9 @@ from vector_tasks_client import VectorTasksClient
 from vector_tasks_client.console import DEFAULT_PORT as CONSOLE_PORT
 from vector_tasks_client.console import ConsoleServer
 
-# The handlers are imported by their template `Handler` (e.g. vector_tasks.handlers.submit_api.lambda_handler),
-# relative to `CodeUri: functions/` as in a Lambda package: the one place a process that serves
-# the stack puts functions/ on sys.path (pytest does it through pyproject.toml's `pythonpath`).
-FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
-
+# Variables of this process's environment that reach every function (as `sam local invoke
+# --env-vars` would set them); nothing else of it does.
+FUNCTION_OVERRIDES = ("POWERTOOLS_LOG_LEVEL",)
 # How long Ctrl-C waits for invocations under way; the state is in memory and goes anyway.
 STOP_GRACE_SECONDS = 2.0
 
@@ -43,6 +41,19 @@ def main() -> int:
         default=int(os.environ["RETRY_AFTER"]) if os.environ.get("RETRY_AFTER") else None,
         help="seconds before a failed SQS record is redelivered (default: the queue's visibility timeout)",
     )
+    parser.add_argument(
+        "--reconcile-every",
+        type=float,
+        default=float(os.environ["RECONCILE_EVERY"]) if os.environ.get("RECONCILE_EVERY") else None,
+        help="seconds between reconciler runs (env RECONCILE_EVERY; default: the template's ReconcileSchedule)",
+    )
+    parser.add_argument(
+        "--reconcile-stall-after",
+        type=int,
+        default=int(os.environ["RECONCILE_STALL_AFTER"]) if os.environ.get("RECONCILE_STALL_AFTER") else None,
+        help="seconds without progress before the reconciler acts on a task (env RECONCILE_STALL_AFTER; "
+        "default: the template's ReconcileStallAfterSeconds)",
+    )
     parser.add_argument("--server-log", type=Path, default=Path(".devstack/servers.log"), help="moto and osmem output")
     parser.add_argument(
         "--sam-env-file",
@@ -51,8 +62,6 @@ def main() -> int:
         help="written at start: `sam local invoke --env-vars` pointing each function at this stack (make invoke)",
     )
     args = parser.parse_args()
-    if str(FUNCTIONS_DIR) not in sys.path:
-        sys.path.insert(0, str(FUNCTIONS_DIR))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for chatty in ("botocore", "boto3", "urllib3", "opensearch"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -69,6 +78,13 @@ def main() -> int:
             retry_after=args.retry_after,
             server_log=server_log,
             sam_env_file=args.sam_env_file,
+            function_overrides={name: os.environ[name] for name in FUNCTION_OVERRIDES if name in os.environ},
+            schedule_every=args.reconcile_every,
+            parameters=(
+                {}
+                if args.reconcile_stall_after is None
+                else {"ReconcileStallAfterSeconds": str(args.reconcile_stall_after)}
+            ),
         )
         stack = DevStack(config).start()
         try:

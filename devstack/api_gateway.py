@@ -16,6 +16,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -104,7 +105,7 @@ def proxy_event(
 class ApiGateway:
     def __init__(
         self,
-        functions: list[LocalFunction],
+        functions: Sequence[LocalFunction],
         host: str,
         port: int,
         stage: str,

@@ -1,11 +1,20 @@
-"""Running a template function's handler in this process, one invocation at a time.
+"""Running a template function's handler, one invocation at a time per container.
+
+Two runtimes share Lambda's limits (an event or a response over 6 MB is refused; an
+invocation that outlasts the function's Timeout is cut):
+
+- `ContainerFunction` (the local stack, `make run`): a process of its own per function, started
+  with the function's own environment (its template variables, the runtime's variables, the
+  stack's endpoints and credentials) and nothing else, as a Lambda container is. Its AWS calls
+  are checked against the function's role for the whole process (devstack.permissions). A
+  handler exception comes back as a FunctionError; a timeout kills the process and the next
+  invocation starts a new one (a cold start), as Lambda resets a timed-out container.
+- `InProcessFunction` (the integration tier, where moto lives in the test process as
+  `mock_aws`): the handler is called in this process, under the function's role; all functions
+  share the process, so they share one environment (Template.shared_environment).
 
 One lock per function stands in for one warm container: Powertools resolvers and batch
-processors keep per-invocation state on module-level objects, as Lambda allows. The handler's
-AWS calls are checked against the function's role (devstack.permissions). Lambda's own limits
-hold: an event or a response over 6 MB is refused, and an invocation that outlasts its timeout
-is abandoned (the container stays busy until the handler returns, as a timed-out container is
-not reused before it is reset).
+processors keep per-invocation state on module-level objects, as Lambda allows.
 """
 
 from __future__ import annotations
@@ -13,10 +22,16 @@ from __future__ import annotations
 import contextvars
 import importlib
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from devstack.permissions import Permissions, Role, acting_as
@@ -24,6 +39,9 @@ from devstack.template import LOCAL_ACCOUNT, LOCAL_REGION, FunctionSpec, Templat
 
 # Lambda's limit for a synchronous invocation's request and response payloads.
 PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
+REPO = Path(__file__).resolve().parent.parent
+# The root of the Lambda package (`CodeUri: functions/`): the handlers import from here.
+TASK_ROOT = REPO / "functions"
 
 
 class InvocationError(Exception):
@@ -42,13 +60,22 @@ class FunctionTimedOut(InvocationError):
     pass
 
 
+class FunctionError(Exception):
+    """The handler raised (or its module failed to import): Lambda's function error."""
+
+    def __init__(self, error_type: str, message: str, stack_trace: list[str]) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.stack_trace = stack_trace
+
+
 @dataclass
 class LambdaContext:
     function_name: str
     memory_limit_in_mb: int
     invoked_function_arn: str
     aws_request_id: str
-    deadline: float
+    deadline: float  # time.monotonic(); the monotonic clock is the same in every process here
     function_version: str = "$LATEST"
     log_group_name: str = ""
     log_stream_name: str = ""
@@ -61,12 +88,80 @@ def payload_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
 
+def function_arn(logical_id: str) -> str:
+    return f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{logical_id}"
+
+
+def runtime_environment(spec: FunctionSpec) -> dict[str, str]:
+    """The variables the Lambda runtime itself sets for every function (besides the role's
+    credentials and the region, which the stack supplies)."""
+    return {
+        "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        "LAMBDA_TASK_ROOT": str(TASK_ROOT),
+        "_HANDLER": spec.handler,
+        "PYTHONPATH": str(TASK_ROOT),
+        "PATH": os.defpath,
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+    }
+
+
 class LocalFunction:
-    def __init__(self, spec: FunctionSpec, region: str, account: str, role: Role | None) -> None:
+    """What both runtimes share: the spec, the role, Lambda's payload limits and the timeout."""
+
+    def __init__(self, spec: FunctionSpec, role: Role | None) -> None:
         """`role`: what the function's AWS calls may do; None leaves them unchecked."""
         self.spec = spec
         self.role = role
-        self._arn = f"arn:aws:lambda:{region}:{account}:function:{spec.logical_id}"
+        self.arn = function_arn(spec.logical_id)
+
+    def invoke(self, event: dict[str, Any], timeout: float | None = None) -> Any:
+        """The handler's answer to `event`; InvocationError where Lambda would refuse or cut it,
+        the handler's error as the runtime reports it.
+
+        `timeout` (seconds): how long the caller waits, at most the function's Timeout (API
+        Gateway passes its 29 s); the function itself runs until its own Timeout either way.
+        """
+        size = payload_size(event)
+        if size > PAYLOAD_LIMIT_BYTES:
+            raise EventTooLarge(
+                f"{self.spec.logical_id}: the event is {size} bytes; the limit is {PAYLOAD_LIMIT_BYTES}"
+            )
+        wait = self.spec.timeout if timeout is None else min(timeout, self.spec.timeout)
+        result = self._run(event, wait)
+        size = payload_size(result)
+        if size > PAYLOAD_LIMIT_BYTES:
+            raise ResponseTooLarge(
+                f"{self.spec.logical_id}: Response payload size ({size} bytes) exceeded maximum allowed payload "
+                f"size ({PAYLOAD_LIMIT_BYTES} bytes)"
+            )
+        return result
+
+    def _context(self) -> LambdaContext:
+        return LambdaContext(
+            function_name=self.spec.logical_id,
+            memory_limit_in_mb=self.spec.memory_size,
+            invoked_function_arn=self.arn,
+            aws_request_id=str(uuid.uuid4()),
+            deadline=time.monotonic() + self.spec.timeout,
+        )
+
+    def _run(self, event: dict[str, Any], wait: float) -> Any:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Make the function ready to take its first invocation (nothing to do in-process)."""
+
+    def stop(self) -> None:
+        """Release what the function holds (nothing in-process)."""
+
+
+class InProcessFunction(LocalFunction):
+    def __init__(self, spec: FunctionSpec, role: Role | None) -> None:
+        super().__init__(spec, role)
         self._lock = threading.Lock()
         self._handler: Any = None
 
@@ -76,26 +171,10 @@ class LocalFunction:
             self._handler = getattr(importlib.import_module(module_name), attribute)
         return self._handler
 
-    def invoke(self, event: dict[str, Any], timeout: float | None = None) -> Any:
-        """The handler's answer to `event`; InvocationError where Lambda would refuse or cut it.
-
-        `timeout` (seconds) defaults to the function's Timeout; API Gateway passes its own.
-        """
-        size = payload_size(event)
-        if size > PAYLOAD_LIMIT_BYTES:
-            raise EventTooLarge(
-                f"{self.spec.logical_id}: the event is {size} bytes; the limit is {PAYLOAD_LIMIT_BYTES}"
-            )
-        limit = self.spec.timeout if timeout is None else min(timeout, self.spec.timeout)
+    def _run(self, event: dict[str, Any], wait: float) -> Any:
         outcome: dict[str, Any] = {}
         self._lock.acquire()
-        context = LambdaContext(
-            function_name=self.spec.logical_id,
-            memory_limit_in_mb=self.spec.memory_size,
-            invoked_function_arn=self._arn,
-            aws_request_id=str(uuid.uuid4()),
-            deadline=time.monotonic() + limit,
-        )
+        context = self._context()
 
         def run() -> None:
             try:
@@ -111,24 +190,167 @@ class LocalFunction:
             target=contextvars.copy_context().run, args=(run,), name=f"invoke-{self.spec.logical_id}", daemon=True
         )
         runner.start()
-        runner.join(limit)
+        runner.join(wait)
         if runner.is_alive():
-            raise FunctionTimedOut(f"{self.spec.logical_id}: Task timed out after {limit:.2f} seconds")
+            raise FunctionTimedOut(f"{self.spec.logical_id}: Task timed out after {wait:.2f} seconds")
         if "error" in outcome:
             raise outcome["error"]
-        result = outcome.get("result")
-        size = payload_size(result)
-        if size > PAYLOAD_LIMIT_BYTES:
-            raise ResponseTooLarge(
-                f"{self.spec.logical_id}: Response payload size ({size} bytes) exceeded maximum allowed payload "
-                f"size ({PAYLOAD_LIMIT_BYTES} bytes)"
-            )
-        return result
+        return outcome.get("result")
 
 
-def local_functions(template: Template, permissions: Permissions) -> list[LocalFunction]:
-    """The template's functions, each with its role (call after the resources exist)."""
+class _Container:
+    """One `python -m devstack.function_host` process and the two pipes it answers on."""
+
+    def __init__(self, spec: FunctionSpec, role: Role | None, environment: Mapping[str, str]) -> None:
+        to_child_read, to_child_write = os.pipe()
+        from_child_read, from_child_write = os.pipe()
+        # A session of its own: Ctrl-C in the terminal reaches the stack alone, which stops the
+        # containers after the work under way. stdout and stderr are the terminal's, as a
+        # function's logs are CloudWatch's.
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "devstack.function_host", str(to_child_read), str(from_child_write)],
+            env=dict(environment),
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(to_child_read, from_child_write),
+            start_new_session=True,
+        )
+        os.close(to_child_read)
+        os.close(from_child_write)
+        self.requests = Connection(to_child_write, readable=False)
+        self.answers = Connection(from_child_read, writable=False)
+        init = {
+            "handler": spec.handler,
+            "name": spec.logical_id,
+            "memory": spec.memory_size,
+            "role": role.to_json() if role is not None else None,
+        }
+        self.requests.send_bytes(json.dumps(init).encode())
+        self.ready = False
+
+    def answer(self, timeout: float) -> dict[str, Any] | None:
+        """The next message from the process; None when none came within `timeout` seconds."""
+        if not self.answers.poll(max(0.0, timeout)):
+            return None
+        try:
+            message: dict[str, Any] = json.loads(self.answers.recv_bytes())
+        except (EOFError, OSError):
+            code = self.process.wait()
+            raise FunctionError("Runtime.ExitError", f"the runtime exited with status {code}", []) from None
+        return message
+
+    def kill(self) -> None:
+        for connection in (self.requests, self.answers):
+            connection.close()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def close(self, grace: float = 1.0) -> None:
+        """Close the request pipe (the host exits when it reads its end), then make sure."""
+        self.requests.close()
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.answers.close()
+
+
+class ContainerFunction(LocalFunction):
+    """The function in a process of its own, with only its own environment."""
+
+    def __init__(self, spec: FunctionSpec, role: Role | None, environment: Mapping[str, str]) -> None:
+        super().__init__(spec, role)
+        self.environment = dict(environment)
+        self._lock = threading.Lock()  # held while the container runs an invocation
+        self._container: _Container | None = None
+
+    def start(self) -> None:
+        """Start the container (its init: importing the handler module) without waiting for it."""
+        with self._lock:
+            if self._container is None:
+                self._container = _Container(self.spec, self.role, self.environment)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait for the container's init; FunctionError if the handler module failed to load."""
+        with self._lock:
+            self._ready(time.monotonic() + timeout)
+
+    def _ready(self, deadline: float) -> _Container:
+        """The container, initialised (called with the lock held); starts one if there is none."""
+        if self._container is None:
+            self._container = _Container(self.spec, self.role, self.environment)
+        container = self._container
+        if not container.ready:
+            message = container.answer(deadline - time.monotonic())
+            if message is None:
+                self._discard()
+                raise FunctionTimedOut(f"{self.spec.logical_id}: the runtime did not initialise in time")
+            if "error" in message:
+                self._discard()
+                raise FunctionError(**message["error"])
+            container.ready = True
+        return container
+
+    def _discard(self) -> None:
+        if self._container is not None:
+            self._container.kill()
+            self._container = None
+
+    def _run(self, event: dict[str, Any], wait: float) -> Any:
+        self._lock.acquire()
+        context = self._context()
+        try:
+            container = self._ready(context.deadline)
+            request = {"event": event, "request_id": context.aws_request_id, "deadline": context.deadline}
+            container.requests.send_bytes(json.dumps(request).encode())
+            message = container.answer(min(wait, context.get_remaining_time_in_millis() / 1000))
+        except BaseException:
+            self._discard()
+            self._lock.release()
+            raise
+        if message is None:
+            # The caller stops waiting; the container stays busy until the function's own
+            # timeout, when it is reset (killed; the next invocation starts a new one).
+            threading.Thread(target=self._finish_abandoned, args=(container, context), daemon=True).start()
+            raise FunctionTimedOut(f"{self.spec.logical_id}: Task timed out after {wait:.2f} seconds")
+        self._lock.release()
+        if "error" in message:
+            raise FunctionError(**message["error"])
+        return message.get("result")
+
+    def _finish_abandoned(self, container: _Container, context: LambdaContext) -> None:
+        try:
+            if container.answer(context.get_remaining_time_in_millis() / 1000) is None:
+                self._discard()
+        except FunctionError:
+            self._discard()
+        finally:
+            self._lock.release()
+
+    def stop(self) -> None:
+        """Let an invocation under way end (or be cut by the caller's grace), then end the process."""
+        container, self._container = self._container, None
+        if container is not None:
+            container.close()
+
+
+def in_process_functions(template: Template, permissions: Permissions) -> list[InProcessFunction]:
+    """The template's functions in this process, each with its role (after the resources exist)."""
+    return [InProcessFunction(spec, permissions.role(spec.logical_id)) for spec in template.functions()]
+
+
+def container_functions(
+    template: Template, permissions: Permissions, stack_environment: Mapping[str, str]
+) -> list[ContainerFunction]:
+    """The template's functions, each in its own process with its own environment: the runtime's
+    variables, the stack's (endpoints, credentials, region) and its template variables."""
     return [
-        LocalFunction(spec, LOCAL_REGION, LOCAL_ACCOUNT, permissions.role(spec.logical_id))
+        ContainerFunction(
+            spec,
+            permissions.role(spec.logical_id),
+            {**runtime_environment(spec), **stack_environment, **template.function_environment(spec)},
+        )
         for spec in template.functions()
     ]

@@ -5,9 +5,11 @@ templates such as SQSSendMessagePolicy included) and the `AWS::IAM::Role` it gen
 function and state machine is read back, its intrinsics resolved against the local resources.
 
 Enforcement is a botocore `before-call` hook on every session (boto3's default session
-included, whenever it is created). It knows which function is calling from a ContextVar that
-`LocalFunction.invoke` sets (`acting_as`); calls made outside any function (stack set-up, the
-tests' own calls) are not checked. A call the role does not allow gets the error AWS answers,
+included, whenever it is created). It knows which function is calling: in a function's
+container (devstack.function_host) the whole process acts as its role (`act_as_for_process`);
+in the integration tier's single process a ContextVar says so (`acting_as`, set by
+`InProcessFunction` and by the SQS pollers); calls made outside any function (stack set-up,
+the tests' own calls) are not checked. A call the role does not allow gets the error AWS answers,
 as a botocore ClientError, without reaching moto.
 
 State machines call services through their integrations inside moto, where nothing can be
@@ -25,7 +27,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
 
@@ -110,6 +112,17 @@ class Role:
         if any(s.effect == "Deny" for s in matching):
             return "explicit deny"
         return "allowed" if matching else "no allow"
+
+    def to_json(self) -> dict[str, Any]:
+        """The role as a function's container receives it (devstack.function_host)."""
+        return {"name": self.name, "statements": [asdict(s) for s in self.statements]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Role:
+        statements = tuple(
+            Statement(s["effect"], tuple(s["actions"]), tuple(s["resources"])) for s in data["statements"]
+        )
+        return cls(data["name"], statements)
 
     def denial(self, session_name: str, requests: list[tuple[str, str]]) -> str | None:
         """AWS's message for the first request (action, resource) the role does not allow."""
@@ -204,6 +217,19 @@ class Caller:
 
 
 _CALLER: ContextVar[Caller | None] = ContextVar("devstack_caller", default=None)
+# A function's container acts as its role in every thread, whatever context the thread has.
+_PROCESS_CALLER: Caller | None = None
+
+
+def _caller() -> Caller | None:
+    return _CALLER.get() or _PROCESS_CALLER
+
+
+def act_as_for_process(role: Role, session_name: str) -> None:
+    """Every AWS call this process makes from now on uses `role` (a function's container)."""
+    global _PROCESS_CALLER
+    install_hook()
+    _PROCESS_CALLER = Caller(role, session_name)
 
 
 @contextlib.contextmanager
@@ -226,12 +252,12 @@ _PARAMS_KEY = "devstack_api_params"
 
 
 def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    if _CALLER.get() is not None:
+    if _caller() is not None:
         context[_PARAMS_KEY] = params
 
 
 def _check_call(model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-    caller = _CALLER.get()
+    caller = _caller()
     if caller is None:
         return None
     prefix = model.service_model.signing_name  # the IAM service prefix: states, bedrock, ...

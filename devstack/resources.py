@@ -10,7 +10,7 @@ from devstack.template import Template
 
 _TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "BillingMode")
 # Emulated elsewhere (OpenSearch by osmem via the ExistingOpenSearchEndpoint parameter, functions
-# in-process, API Gateway by the local front) or meaningless locally (layers).
+# in their containers, API Gateway by the local front) or meaningless locally (layers).
 _NOT_CREATED = {
     "AWS::Serverless::Function",
     "AWS::Serverless::Api",

@@ -1,18 +1,16 @@
 """Starting and stopping the whole local stack; `python -m devstack` and the e2e tests use this.
 
-The handlers run in this process and, as on Lambda, read their settings (table names, queue
-URLs, the AWS endpoint and credentials) from the environment: `DevStack` exports them into
-`os.environ` in one place, `_export_environment`, and puts the previous values back on stop.
-Importing the handlers needs `functions/` on `sys.path`; the entry points see to that
-(`python -m devstack` in devstack/__main__.py, pytest through pyproject.toml's `pythonpath`).
+Nothing here changes the process it runs in: each function runs in a container process of its
+own with its own environment (devstack.lambda_runtime.ContainerFunction), and the clients the
+stack makes for itself (resources, SQS pollers) are given the local endpoint and credentials
+explicitly (`LocalAws`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,11 +18,46 @@ import boto3
 
 from devstack.api_gateway import ApiGateway
 from devstack.event_sources import SqsPoller, pollers_for
-from devstack.lambda_runtime import local_functions
+from devstack.lambda_runtime import ContainerFunction, container_functions
 from devstack.permissions import Permissions
 from devstack.processes import ChildServer, start_moto, start_osmem
 from devstack.resources import create_resources
+from devstack.schedules import ScheduledInvoker
 from devstack.template import LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
+
+# moto accepts any credentials; these stand in for the role's.
+_DUMMY_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "session_token": "testing"}
+# How long the containers may take to import their handlers when the stack starts.
+CONTAINER_START_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class LocalAws:
+    """The local AWS endpoint (moto) and its dummy credentials, for the stack's own clients."""
+
+    endpoint_url: str
+    region: str = LOCAL_REGION
+
+    def environment(self) -> dict[str, str]:
+        """What a function sees of it: the endpoint, the role's (dummy) credentials, the region."""
+        credentials = {f"AWS_{name.upper()}": value for name, value in _DUMMY_CREDENTIALS.items()}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            **credentials,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+        }
+
+    def _session(self) -> boto3.Session:
+        return boto3.Session(
+            **{f"aws_{name}": value for name, value in _DUMMY_CREDENTIALS.items()}, region_name=self.region
+        )
+
+    def client(self, service: str) -> Any:
+        return self._session().client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+    def resource(self, service: str) -> Any:
+        return self._session().resource(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
 
 
 @dataclass
@@ -38,16 +71,26 @@ class DevStackConfig:
     start_pollers: bool = True  # False: tests that deliver queue messages themselves
     server_log: IO[bytes] | None = None
     sam_env_file: Path | None = None  # where to write `sam local invoke --env-vars` for this stack
+    # Added to every function's environment (e.g. POWERTOOLS_LOG_LEVEL), as `sam local
+    # invoke --env-vars` would; nothing else of this process's environment reaches a function.
+    function_overrides: dict[str, str] = field(default_factory=dict)
+    # Template parameter values besides the local ones (as `sam deploy --parameter-overrides`).
+    parameters: dict[str, str] = field(default_factory=dict)
+    # Run every schedule of the template this often (seconds) instead of its rate; None keeps it.
+    schedule_every: float | None = None
+    start_schedules: bool = True  # False: tests that invoke the scheduled functions themselves
 
 
 class DevStack:
     def __init__(self, config: DevStackConfig) -> None:
         self.config = config
         self.servers: list[ChildServer] = []
+        self.functions: list[ContainerFunction] = []
         self.pollers: list[SqsPoller] = []
+        self.schedules: list[ScheduledInvoker] = []
         self.gateway: ApiGateway | None = None
         self.template: Template | None = None
-        self._replaced_environment: dict[str, str | None] = {}  # what stop() puts back
+        self.aws = LocalAws(f"http://{config.host}:{config.moto_port}")
 
     @property
     def api_url(self) -> str:
@@ -60,35 +103,16 @@ class DevStack:
 
     @property
     def aws_endpoint_url(self) -> str:
-        return f"http://{self.config.host}:{self.config.moto_port}"
+        return self.aws.endpoint_url
 
-    def _export_environment(self, values: dict[str, str]) -> None:
-        """The stack's one process-wide change: `values` into `os.environ`, the previous values
-        kept for `_restore_environment`. Needed because the handlers run in this process and
-        read their settings from the environment, as on Lambda (and the boto3 sessions made
-        here read the endpoint and credentials from it)."""
-        for name, value in values.items():
-            self._replaced_environment.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
-
-    def _restore_environment(self) -> None:
-        for name, previous in self._replaced_environment.items():
-            if previous is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = previous
-        self._replaced_environment.clear()
-
-    def _environment(self) -> dict[str, str]:
-        """What every handler sees besides its template variables: credentials and endpoints."""
+    def _stack_environment(self) -> dict[str, str]:
+        """What every function sees besides its template variables: the local endpoint and
+        credentials, tracing and metrics off (no X-Ray daemon, no CloudWatch), the overrides."""
         return {
-            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": LOCAL_REGION,
-            "AWS_REGION": LOCAL_REGION,
+            **self.aws.environment(),
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
+            **self.config.function_overrides,
         }
 
     def sam_local_environment(self) -> dict[str, dict[str, str]]:
@@ -98,7 +122,7 @@ class DevStack:
         since the servers listen on loopback only."""
         assert self.template is not None
         return {
-            spec.logical_id: {**self.template.function_environment(spec), **self._environment()}
+            spec.logical_id: {**self.template.function_environment(spec), **self._stack_environment()}
             for spec in self.template.functions()
         }
 
@@ -114,44 +138,63 @@ class DevStack:
         c = self.config
         self.servers.append(start_moto(c.moto_port, c.server_log))
         self.servers.append(start_osmem(c.opensearch_port, c.server_log))
-        self._export_environment(self._environment())
         template = Template(
             load_template(),
-            parameters={"Stage": c.stage, "ExistingOpenSearchEndpoint": self.opensearch_url, "OpenSearchAuth": "none"},
+            parameters={
+                **c.parameters,
+                "Stage": c.stage,
+                "ExistingOpenSearchEndpoint": self.opensearch_url,
+                "OpenSearchAuth": "none",
+            },
             pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
-        # Before any session or client exists: they copy the permission hook when built.
+        # Before any client exists: they copy the permission hook when built.
         permissions = Permissions(template)
-        session = boto3.Session()
-        create_resources(template, session, permissions=permissions)
+        create_resources(template, self.aws, permissions=permissions)
         self.template = template
         if c.sam_env_file is not None:
             c.sam_env_file.parent.mkdir(parents=True, exist_ok=True)
             c.sam_env_file.write_text(json.dumps(self.sam_local_environment(), indent=2) + "\n")
-        functions = local_functions(template, permissions)
-        self._export_environment(template.shared_environment())
-        self.pollers = pollers_for(template, functions, session.client("sqs"), retry_after=c.retry_after)
-        self.gateway = ApiGateway(functions, c.host, c.port, c.stage)
+        self.functions = container_functions(template, permissions, self._stack_environment())
+        for function in self.functions:
+            function.start()  # the containers import their handlers side by side
+        self.pollers = pollers_for(template, self.functions, self.aws.client("sqs"), retry_after=c.retry_after)
+        self.schedules = [
+            ScheduledInvoker(function, source, c.schedule_every)
+            for function in self.functions
+            for source in function.spec.schedules
+        ]
+        self.gateway = ApiGateway(self.functions, c.host, c.port, c.stage)
         self.gateway.start()
+        for function in self.functions:
+            function.wait_ready(CONTAINER_START_SECONDS)
         if c.start_pollers:
             for poller in self.pollers:
                 poller.start()
+        if c.start_schedules:
+            for schedule in self.schedules:
+                schedule.start()
 
     def stop(self, grace: float = 10.0) -> None:
-        """Stop taking work, give invocations under way up to `grace` seconds, stop the servers."""
-        for poller in self.pollers:
-            poller.request_stop()
+        """Stop taking work, give invocations under way up to `grace` seconds, then stop the
+        containers and the servers."""
+        sources: list[SqsPoller | ScheduledInvoker] = [*self.pollers, *self.schedules]
+        for source in sources:
+            source.request_stop()
         give_up_at = time.monotonic() + grace
-        for poller in self.pollers:
-            poller.join(max(0.0, give_up_at - time.monotonic()))
+        for source in sources:
+            source.join(max(0.0, give_up_at - time.monotonic()))
         self.pollers.clear()
+        self.schedules.clear()
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
+        for function in self.functions:
+            function.stop()
+        self.functions.clear()
         for server in reversed(self.servers):
             server.stop()
         self.servers.clear()
-        self._restore_environment()
 
     def __enter__(self) -> DevStack:
         return self.start()

@@ -57,6 +57,14 @@ class SqsEventSource:
 
 
 @dataclass
+class ScheduleSource:
+    """An EventBridge Scheduler schedule (SAM `ScheduleV2`) that invokes the function."""
+
+    expression: str  # as written, intrinsics unresolved; see Template.resolve
+    input: str
+
+
+@dataclass
 class FunctionSpec:
     logical_id: str
     handler: str
@@ -66,6 +74,7 @@ class FunctionSpec:
     environment: dict[str, Any]
     routes: list[tuple[str, str]] = field(default_factory=list)  # (METHOD, /path)
     sqs_sources: list[SqsEventSource] = field(default_factory=list)
+    schedules: list[ScheduleSource] = field(default_factory=list)
 
 
 class Template:
@@ -157,13 +166,14 @@ class Template:
         return {key: str(self.resolve(raw)) for key, raw in spec.environment.items()}
 
     def shared_environment(self) -> dict[str, str]:
-        """The union of every function's variables; they must agree, as the local stack runs all
-        functions in one process (the template declares them in Globals)."""
+        """The union of every function's variables, for the integration tier, which runs every
+        function in the test process (the local stack gives each its own); they must agree there
+        (the template declares them in Globals)."""
         merged: dict[str, str] = {}
         for spec in self.functions():
             for key, value in self.function_environment(spec).items():
                 if merged.setdefault(key, value) != value:
-                    raise ValueError(f"functions disagree on {key}; the local stack runs them in one process")
+                    raise ValueError(f"functions disagree on {key}; the integration tier runs them in one process")
         return merged
 
     def functions(self) -> list[FunctionSpec]:
@@ -198,6 +208,9 @@ class Template:
                             in event_props.get("FunctionResponseTypes", []),
                         )
                     )
+                elif event["Type"] == "ScheduleV2":
+                    expression = self.resolve(event_props["ScheduleExpression"])
+                    spec.schedules.append(ScheduleSource(expression, event_props.get("Input", "{}")))
                 else:
                     raise ValueError(f"{logical_id}: event type {event['Type']} is not supported locally")
             specs.append(spec)

@@ -22,6 +22,8 @@ class Settings(BaseModel):
     # Only the transition function is given these (template.yaml); others never read them.
     restart_state_machine_arn: str | None = None
     cancel_state_machine_arn: str | None = None
+    # Only the reconciler is given this: how long a task may make no progress before it acts.
+    reconcile_stall_after_seconds: int | None = Field(default=None, ge=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -7,6 +7,7 @@ needs.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from vector_tasks.adapters.task_store import DynamoTaskStore
     from vector_tasks.domain.embedder import TextEmbedder
     from vector_tasks.domain.processing import ChunkProcessor
+    from vector_tasks.domain.reconcile import Reconciler
     from vector_tasks.domain.registry import EmbeddingModelSpec
     from vector_tasks.domain.tasks import TaskService
     from vector_tasks.domain.transitions import TaskTransitions
@@ -50,6 +52,17 @@ def task_transitions() -> TaskTransitions:
     )
 
 
+@cache
+def reconciler() -> Reconciler:
+    from vector_tasks.adapters.work_queue import SqsWorkQueue
+    from vector_tasks.domain.reconcile import Reconciler
+
+    s = settings()
+    if s.reconcile_stall_after_seconds is None:
+        raise RuntimeError("RECONCILE_STALL_AFTER_SECONDS must be set (template.yaml)")
+    return Reconciler(task_store(), SqsWorkQueue(s.work_queue_url), timedelta(seconds=s.reconcile_stall_after_seconds))
+
+
 def embedder_for(spec: EmbeddingModelSpec) -> TextEmbedder:
     """The provider that embeds with `spec` (tests replace this function to inject one)."""
     from vector_tasks.adapters.embedders import embedder_for as provider_for
@@ -79,5 +92,5 @@ def chunk_processor() -> ChunkProcessor:
 
 def reset() -> None:
     """Forget built services and settings (tests that change the environment call this)."""
-    for built in (task_store, task_service, task_transitions, chunk_processor, settings):
+    for built in (task_store, task_service, task_transitions, chunk_processor, reconciler, settings):
         built.cache_clear()

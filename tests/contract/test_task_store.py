@@ -635,3 +635,84 @@ def test_retry_chunks_live_under_their_own_source(store: TaskStore) -> None:
     store.put_chunks(UPSERTION, "rs", [[{"object_id": "retry"}]], source="RETRY#0002-abc")
     assert store.load_chunk(ChunkRef(UPSERTION, "rs", 2, 0), "RETRY#0002-abc") == [{"object_id": "retry"}]
     assert store.load_chunk(ChunkRef(UPSERTION, "rs", 2, 0), ORIGINAL_CHUNKS) == [{"object_id": "orig"}]
+
+
+# -- the reconciler's view ---------------------------------------------------------------------
+
+
+def test_unfinished_tasks_come_oldest_first_a_page_at_a_time(store: TaskStore) -> None:
+    for n in range(5):
+        assert store.insert_task(make_task(f"p{n}", created_at=T0 + timedelta(seconds=n))) is None
+    started(store, make_task("running", created_at=T0 - timedelta(hours=1)))
+    assert store.insert_task(make_task("other-kind", kind=DELETION)) is None
+    done = started(store, make_task("done", created_at=T0 - timedelta(hours=2)))
+    assert store.transition(done, TaskStatus.DONE, expect=(TaskStatus.RUNNING,), now=T0)
+
+    first = store.unfinished_tasks(UPSERTION, TaskStatus.PENDING, None, 2)
+    assert [task.task_id for _, task in first.entries] == ["p0", "p1"]
+    assert first.more is True
+    rest = store.unfinished_tasks(UPSERTION, TaskStatus.PENDING, first.entries[-1][0], 10)
+    assert [task.task_id for _, task in rest.entries] == ["p2", "p3", "p4"]
+    assert rest.more is False
+    exact = store.unfinished_tasks(UPSERTION, TaskStatus.PENDING, first.entries[-1][0], 3)
+    assert (len(exact.entries), exact.more) == (3, False)
+    running = store.unfinished_tasks(UPSERTION, TaskStatus.RUNNING, None, 10)
+    assert [(task.task_id, task.status) for _, task in running.entries] == [("running", TaskStatus.RUNNING)]
+    assert [t.task_id for _, t in store.unfinished_tasks(DELETION, TaskStatus.PENDING, None, 10).entries] == [
+        "other-kind"
+    ]
+
+
+def test_the_reconcile_cursors_are_kept_per_kind_and_status(store: TaskStore) -> None:
+    assert store.reconcile_cursor(UPSERTION, TaskStatus.PENDING) is None
+    store.save_reconcile_cursor(UPSERTION, TaskStatus.PENDING, "2026-03-01T12:00:00+00:00#p1")
+    store.save_reconcile_cursor(DELETION, TaskStatus.RUNNING, "2026-03-01T12:00:00+00:00#d9")
+    assert store.reconcile_cursor(UPSERTION, TaskStatus.PENDING) == "2026-03-01T12:00:00+00:00#p1"
+    assert store.reconcile_cursor(UPSERTION, TaskStatus.RUNNING) is None
+    assert store.reconcile_cursor(DELETION, TaskStatus.RUNNING) == "2026-03-01T12:00:00+00:00#d9"
+    store.save_reconcile_cursor(UPSERTION, TaskStatus.PENDING, None)
+    assert store.reconcile_cursor(UPSERTION, TaskStatus.PENDING) is None
+
+
+def test_stored_chunks_are_those_of_the_tasks_current_source(store: TaskStore) -> None:
+    task = make_task("s", chunk_count=3)
+    assert store.insert_task(task) is None
+    assert store.stored_chunks(task) == set()
+    store.put_chunks(UPSERTION, "s", [[{"object_id": "a"}], [{"object_id": "b"}]])
+    store.put_chunks(UPSERTION, "s", [[{"object_id": "r"}]], "RETRY#0002-abc")
+    assert store.stored_chunks(task) == {0, 1}
+    assert store.stored_chunks(replace(task, chunk_source="RETRY#0002-abc")) == {0}
+
+
+def test_recorded_chunks_are_those_of_the_current_attempt(store: TaskStore, request: pytest.FixtureRequest) -> None:
+    task = started(store, make_task("r", chunk_count=3))
+    assert store.record_chunk(ChunkRef(UPSERTION, "r", 1, 2), OUTCOME, now=T0)
+    assert store.recorded_chunks(task) == {2}
+    again = restart(store, request, task)
+    assert store.recorded_chunks(stored(store, again)) == set()
+    assert store.record_chunk(ChunkRef(UPSERTION, "r", 2, 0), OUTCOME, now=T0)
+    assert store.recorded_chunks(stored(store, again)) == {0}
+
+
+def test_mark_reconciled_claims_a_resend_once(store: TaskStore) -> None:
+    task = started(store, make_task("m"))
+    assert stored(store, task).reconciled_at is None
+    assert store.mark_reconciled(task, T0 + timedelta(minutes=20)) is True
+    claimed = stored(store, task)
+    assert claimed.reconciled_at == T0 + timedelta(minutes=20)
+    assert claimed.dispatched is True
+    assert claimed.updated_at == task.updated_at  # a resend is not progress
+    # Another run that read the task before the claim is refused; one that read it after may claim.
+    assert store.mark_reconciled(task, T0 + timedelta(minutes=21)) is False
+    assert store.mark_reconciled(claimed, T0 + timedelta(minutes=40)) is True
+    assert stored(store, task).reconciled_at == T0 + timedelta(minutes=40)
+
+
+def test_mark_reconciled_is_refused_once_the_task_moved_on(store: TaskStore, request: pytest.FixtureRequest) -> None:
+    task = started(store, make_task("moved"))
+    assert store.transition(task, TaskStatus.CANCELED, expect=(TaskStatus.RUNNING,), now=T0)
+    assert store.mark_reconciled(task, T0) is False
+    other = started(store, make_task("restarted"))
+    restart(store, request, other)
+    assert store.mark_reconciled(other, T0) is False
+    assert stored(store, other).reconciled_at is None

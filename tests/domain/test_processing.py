@@ -3,13 +3,14 @@ the races a worker can lose, and the last chunk finishing the task."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 
 from tests.support.memory import MemoryTaskStore
 from vector_tasks.domain.model import ChunkRef, Item, ItemFailure, Task, TaskKind, TaskStatus
-from vector_tasks.domain.processing import ChunkProcessor, Delivery, final_status
+from vector_tasks.domain.processing import ChunkProcessor, Delivery, final_status, finish_if_complete
 
 from .conftest import ScriptedAction
 
@@ -20,6 +21,15 @@ CHUNKS: list[list[Item]] = [
     [{"object_id": "a0"}, {"object_id": "bad-a1"}],
     [{"object_id": "b0"}, {"object_id": "b1"}, {"object_id": "b2"}],
 ]
+
+
+def raising(error: Exception) -> Callable[[], None]:
+    """A `MemoryTaskStore.before` hook that makes that call fail."""
+
+    def hook() -> None:
+        raise error
+
+    return hook
 
 
 def put(store: MemoryTaskStore, status: TaskStatus = TaskStatus.PENDING, attempt: int = 1) -> Task:
@@ -274,3 +284,85 @@ def test_final_status_rules() -> None:
     assert final_status(task(2, 1)) == (TaskStatus.DONE, None)
     assert final_status(task(2, 2))[0] is TaskStatus.FAILED
     assert final_status(task(1, 1)) == (TaskStatus.FAILED, "All 1 items failed; see the failure list for each reason")
+
+
+# -- no task left behind: finishing is idempotent, missing items end the task ----------------
+
+
+def test_a_redelivery_finishes_a_task_whose_last_chunk_was_recorded_but_not_finished(
+    processor: ChunkProcessor, store: MemoryTaskStore
+) -> None:
+    """The delivery that recorded the last chunk died before the final transition: the next
+    delivery of any chunk of the attempt sees every chunk recorded and finishes the task."""
+    put(store)
+    assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
+    store.before("transition", raising(ConnectionError("the final transition's answer was lost")))
+    with pytest.raises(ConnectionError):
+        processor.process(ref(1), DEADLINE)
+    stuck = now(store)
+    assert (stuck.status, stuck.chunks_done) == (TaskStatus.RUNNING, 2)
+
+    assert processor.process(ref(1), DEADLINE) is Delivery.DUPLICATE
+    finished = now(store)
+    assert finished.status is TaskStatus.DONE
+    assert counters(finished) == (2, 4, 1, 1)
+
+
+def test_the_dead_letter_path_finishes_a_task_whose_chunks_are_all_recorded(
+    processor: ChunkProcessor, store: MemoryTaskStore
+) -> None:
+    put(store)
+    assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
+    store.before("transition", raising(ConnectionError("the final transition's answer was lost")))
+    with pytest.raises(ConnectionError):
+        processor.process(ref(1), DEADLINE)
+    assert processor.abandon(ref(1), "gave up") is Delivery.DUPLICATE
+    assert now(store).status is TaskStatus.DONE
+
+
+def test_a_duplicate_of_a_chunk_does_not_finish_a_task_with_chunks_still_to_record(
+    processor: ChunkProcessor, store: MemoryTaskStore
+) -> None:
+    put(store)
+    assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
+    assert processor.process(ref(0), DEADLINE) is Delivery.DUPLICATE
+    assert now(store).status is TaskStatus.RUNNING
+    assert store.calls.count("transition") == 1  # the start only: no final write tried per chunk
+
+
+@pytest.mark.parametrize(
+    ("status", "chunks_done"),
+    [(TaskStatus.RUNNING, 1), (TaskStatus.CANCELED, 2), (TaskStatus.DONE, 2), (TaskStatus.PENDING, 0)],
+)
+def test_finish_if_complete_leaves_a_task_that_is_not_running_with_every_chunk_in(
+    store: MemoryTaskStore, status: TaskStatus, chunks_done: int
+) -> None:
+    put(store)
+    store.edit(UPSERTION, "t", status=status, chunks_done=chunks_done)
+    assert finish_if_complete(store, now(store)) is False
+    assert now(store).status is status
+    assert "transition" not in store.calls
+
+
+def test_finish_if_complete_says_when_it_finished_the_task(store: MemoryTaskStore) -> None:
+    put(store)
+    store.edit(UPSERTION, "t", status=TaskStatus.RUNNING, chunks_done=2)
+    read = now(store)
+    assert finish_if_complete(store, read) is True
+    assert finish_if_complete(store, read) is False  # the same read again: the write is refused
+    assert now(store).status is TaskStatus.DONE
+
+
+@pytest.mark.parametrize("path", ["process", "abandon"])
+def test_a_chunk_whose_items_were_never_stored_fails_the_task_at_once(
+    processor: ChunkProcessor, store: MemoryTaskStore, path: str
+) -> None:
+    task = put(store)
+    store.forget_chunks(UPSERTION, "t", task.chunk_source)
+    delivered = processor.process(ref(0), DEADLINE) if path == "process" else processor.abandon(ref(0), "gave up")
+    assert delivered is Delivery.TASK_FAILED
+    failed = now(store)
+    assert failed.status is TaskStatus.FAILED
+    assert failed.error is not None
+    assert "items were never stored (chunk 0 of CHUNK is missing)" in failed.error
+    assert "Create the task again" in failed.error

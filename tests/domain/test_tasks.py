@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.memory import MemoryTaskStore, MemoryWorkQueue
 from vector_tasks.domain.chunking import request_fingerprint, split_into_chunks
-from vector_tasks.domain.errors import TaskIdConflict, TaskNotFound, UnknownEmbeddingModel
+from vector_tasks.domain.errors import CreateInterrupted, TaskIdConflict, TaskNotFound, UnknownEmbeddingModel
 from vector_tasks.domain.limits import CHUNK_MAX_ITEMS, FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import ORIGINAL_CHUNKS, ChunkOutcome, ChunkRef, Item, ItemFailure, TaskKind, TaskStatus
 from vector_tasks.domain.tasks import TaskService
@@ -108,8 +108,10 @@ def test_a_create_stored_but_never_queued_is_finished_by_its_retry(
 ) -> None:
     body = items(CHUNK_MAX_ITEMS * 2 + 5)
     queue.fail_next = ConnectionError("SQS unreachable")
-    with pytest.raises(ConnectionError):
+    with pytest.raises(CreateInterrupted) as raised:
         service.create(UPSERTION, MODEL, "t", body)
+    assert raised.value.task_id == "t"
+    assert isinstance(raised.value.__cause__, ConnectionError)
     stranded = store.get_task(UPSERTION, "t")
     assert stranded is not None
     assert stranded.dispatched is False
@@ -182,3 +184,39 @@ def test_list_passes_kind_status_and_paging_through(service: TaskService, store:
     assert [t.task_id for t in service.list(UPSERTION, TaskStatus.RUNNING, 0, 10).tasks] == ["t-0"]
     assert len(service.list(UPSERTION, TaskStatus.PENDING, 1, 10).tasks) == 1
     assert [t.task_id for t in service.list(TaskKind.DELETION, None, 0, 10).tasks] == ["d"]
+
+
+def test_a_create_without_task_id_that_fails_names_the_id_it_generated(
+    service: TaskService, store: MemoryTaskStore, queue: MemoryWorkQueue
+) -> None:
+    """The client learns the id from the error and completes the create with the same request."""
+    body = items(3)
+    queue.fail_next = ConnectionError("SQS unreachable")
+    with pytest.raises(CreateInterrupted) as raised:
+        service.create(UPSERTION, MODEL, None, body)
+    generated = raised.value.task_id
+    assert f'send the same request again with "task_id": "{generated}"' in raised.value.message
+    stranded = store.get_task(UPSERTION, generated)
+    assert stranded is not None and stranded.dispatched is False
+
+    task, created = service.create(UPSERTION, MODEL, generated, body)
+    assert (task.task_id, created, task.dispatched) == (generated, False, True)
+    assert queue.sent == refs(generated, 1)
+
+
+def test_a_create_that_fails_before_storing_anything_names_its_id_too(
+    service: TaskService, store: MemoryTaskStore
+) -> None:
+    store.before("insert_task", lambda: (_ for _ in ()).throw(TimeoutError("DynamoDB timed out")))
+    with pytest.raises(CreateInterrupted) as raised:
+        service.create(UPSERTION, MODEL, "t", items(2))
+    assert raised.value.task_id == "t"
+    assert store.get_task(UPSERTION, "t") is None
+
+
+def test_refusals_of_a_create_are_not_interruptions(service: TaskService) -> None:
+    service.create(UPSERTION, MODEL, "t", items(2))
+    with pytest.raises(TaskIdConflict):
+        service.create(UPSERTION, MODEL, "t", items(3))
+    with pytest.raises(UnknownEmbeddingModel):
+        service.create(UPSERTION, "nope", "u", items(1))

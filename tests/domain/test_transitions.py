@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.memory import MemoryTaskStore, MemoryWorkQueue
-from vector_tasks.domain.errors import InvalidTransition, NothingToRetry, TaskNotFound
+from tests.support.memory import MemoryTaskStore, MemoryTransitions, MemoryWorkQueue
+from vector_tasks.domain.errors import AttemptMismatch, InvalidTransition, NothingToRetry, TaskNotFound
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
     ChunkOutcome,
@@ -252,3 +252,100 @@ def test_restart_that_loses_the_race_answers_the_status_now(
 def test_restart_of_an_unknown_task(transitions: TaskTransitions) -> None:
     with pytest.raises(TaskNotFound):
         transitions.restart(UPSERTION, "nope", RestartScope.ALL)
+
+
+# -- retry-safe transitions: the attempt the caller saw ---------------------------------------
+
+
+def attempt_of(store: MemoryTaskStore, task_id: str = "t") -> int:
+    task = store.get_task(UPSERTION, task_id)
+    assert task is not None
+    return task.attempt
+
+
+def test_a_restart_naming_its_attempt_happens_once_however_often_it_is_sent(
+    transitions: TaskTransitions, store: MemoryTaskStore, queue: MemoryWorkQueue
+) -> None:
+    put(store, TaskStatus.DONE)
+    first = transitions.restart(UPSERTION, "t", RestartScope.ALL, attempt=1)
+    sent = queue.drain()
+    assert (first.attempt, first.status, len(sent)) == (2, TaskStatus.PENDING, 3)
+    # The answer was lost (a 503, a dropped connection): the client sends the same request.
+    again = transitions.restart(UPSERTION, "t", RestartScope.ALL, attempt=1)
+    assert (again.attempt, again.status) == (2, TaskStatus.PENDING)
+    assert again.failures == []  # answered as any restart is: with its first page of failures
+    assert queue.drain() == []  # nothing restarted twice
+    assert store.calls.count("restart") == 1
+
+
+def test_a_restart_retried_after_the_attempt_finished_still_answers_with_it(
+    transitions: TaskTransitions, store: MemoryTaskStore, queue: MemoryWorkQueue
+) -> None:
+    put(store, TaskStatus.DONE)
+    transitions.restart(UPSERTION, "t", RestartScope.ALL, attempt=1)
+    store.edit(UPSERTION, "t", status=TaskStatus.DONE)
+    again = transitions.restart(UPSERTION, "t", RestartScope.ALL, attempt=1)
+    assert (again.attempt, again.status) == (2, TaskStatus.DONE)
+    assert attempt_of(store) == 2
+
+
+def test_a_restart_naming_an_older_attempt_is_refused_with_the_current_one(
+    transitions: TaskTransitions, store: MemoryTaskStore
+) -> None:
+    put(store, TaskStatus.DONE, attempt=4)
+    with pytest.raises(AttemptMismatch) as raised:
+        transitions.restart(UPSERTION, "t", RestartScope.ALL, attempt=2)
+    assert (raised.value.attempt, raised.value.status) == (4, "done")
+    assert "at attempt 2: it is at attempt 4 (done) now" in raised.value.message
+    assert attempt_of(store) == 4
+
+
+def test_a_restart_that_loses_the_race_to_the_same_restart_answers_with_the_winner(
+    transitions: TaskTransitions, store: MemoryTaskStore, runner: MemoryTransitions
+) -> None:
+    """Two requests to restart attempt 1 (the client's retry while its first execution still
+    runs): one conditional write wins, and the other answers with the attempt it made."""
+    task = put(store, TaskStatus.DONE)
+    other = TaskTransitions(store, runner)
+    store.before("restart", lambda: other.restart(UPSERTION, "t", RestartScope.ALL, attempt=1))
+    answer = transitions.restart(UPSERTION, "t", RestartScope.ALL, attempt=1)
+    assert answer.attempt == 2
+    assert answer.failures == []
+    assert attempt_of(store) == 2
+    assert task.attempt == 1
+
+
+def test_a_restart_without_its_attempt_that_loses_the_race_is_still_a_409(
+    transitions: TaskTransitions, store: MemoryTaskStore, runner: MemoryTransitions
+) -> None:
+    put(store, TaskStatus.DONE)
+    other = TaskTransitions(store, runner)
+    store.before("restart", lambda: other.restart(UPSERTION, "t", RestartScope.ALL))
+    with pytest.raises(InvalidTransition):
+        transitions.restart(UPSERTION, "t", RestartScope.ALL)
+
+
+def test_a_cancel_naming_its_attempt_never_cancels_a_newer_one(
+    transitions: TaskTransitions, store: MemoryTaskStore
+) -> None:
+    put(store, TaskStatus.PENDING, attempt=3)
+    with pytest.raises(AttemptMismatch) as raised:
+        transitions.cancel(UPSERTION, "t", attempt=2)
+    assert (raised.value.attempt, raised.value.status) == (3, "pending")
+    assert status_of(store) is TaskStatus.PENDING
+    assert transitions.cancel(UPSERTION, "t", attempt=3).status is TaskStatus.CANCELED
+    assert transitions.cancel(UPSERTION, "t", attempt=3).status is TaskStatus.CANCELED  # a retry: 200, unchanged
+
+
+def test_a_cancel_that_loses_the_race_to_a_restart_is_an_attempt_mismatch(
+    transitions: TaskTransitions, store: MemoryTaskStore
+) -> None:
+    put(store, TaskStatus.RUNNING)
+
+    def cancel_then_restart() -> None:
+        store.edit(UPSERTION, "t", status=TaskStatus.PENDING, attempt=2)
+
+    store.before("cancel", cancel_then_restart)
+    with pytest.raises(AttemptMismatch):
+        transitions.cancel(UPSERTION, "t", attempt=1)
+    assert status_of(store) is TaskStatus.PENDING

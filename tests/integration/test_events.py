@@ -38,3 +38,7 @@ def test_each_event_is_accepted_by_its_function(stack: InProcessStack) -> None:
     canceled = invoke(stack, "TaskTransitionFunction", "transition_cancel_upsertion_task")
     assert canceled["statusCode"] == 409  # upsert-001 is done
     assert json.loads(canceled["body"])["error"]["status"] == "done"
+
+    # The schedule's event: a reconciler run over what is left unfinished.
+    report = invoke(stack, "ReconcilerFunction", "reconciler_schedule")
+    assert report["out_of_budget"] is False

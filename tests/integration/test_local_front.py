@@ -11,17 +11,26 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.api_gateway import LISTEN_BACKLOG, ApiGateway
-from devstack.lambda_runtime import LocalFunction
+from devstack.lambda_runtime import ContainerFunction, InProcessFunction, LocalFunction, runtime_environment
 from devstack.template import FunctionSpec
 from tests.support import stub_handlers
 
 ROUTES = {"echo": "/echo", "huge_response": "/huge", "slow": "/slow", "crash": "/crash"}
 
 
-@pytest.fixture
-def gateway() -> Iterator[ApiGateway]:
+def _function(runtime: str, spec: FunctionSpec) -> LocalFunction:
+    if runtime == "container":
+        return ContainerFunction(spec, None, runtime_environment(spec))
+    return InProcessFunction(spec, None)
+
+
+@pytest.fixture(params=["in_process", "container"])
+def gateway(request: pytest.FixtureRequest) -> Iterator[ApiGateway]:
+    """The front with the stub handlers, in this process (integration tier) or each in a
+    container process of its own (the local stack)."""
     functions = [
-        LocalFunction(
+        _function(
+            request.param,
             FunctionSpec(
                 logical_id=name,
                 handler=f"tests.support.stub_handlers.{name}",
@@ -30,9 +39,6 @@ def gateway() -> Iterator[ApiGateway]:
                 environment={},
                 routes=[("POST", path)],
             ),
-            "us-east-1",
-            "123456789012",
-            role=None,
         )
         for name, path in ROUTES.items()
     ]
@@ -42,6 +48,8 @@ def gateway() -> Iterator[ApiGateway]:
     yield front
     stub_handlers.release_slow.set()
     front.stop()
+    for function in functions:
+        function.stop()
 
 
 def send(front: ApiGateway, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:

@@ -1,4 +1,5 @@
-"""OpenSearch answering 429 or 5xx: retried with backoff, then per-item failures."""
+"""OpenSearch answering 429 or 5xx: retried with backoff, then the chunk comes back from the
+queue; only past the redrive limit do its items fail (the dead-letter path)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from devstack.template import load_template
 from tests.support.fault_proxy import FaultProxy
 from tests.support.in_process import InProcessStack
+from vector_tasks.handlers.dead_letter import ABANDONED_DETAIL
 
 MODEL = "local-hash-384"
+MAX_RECEIVES = load_template()["Resources"]["WorkQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
 
 
 @pytest.fixture
@@ -27,23 +31,35 @@ def test_transient_5xx_and_429_answers_are_retried_until_they_pass(stack: InProc
     assert proxy.bulk_requests >= 4
 
 
-def test_an_opensearch_that_stays_down_gives_item_failures_not_a_stuck_task(
+def test_an_outage_longer_than_one_delivery_redelivers_the_chunk_and_loses_nothing(
+    stack: InProcessStack, proxy: FaultProxy
+) -> None:
+    """Transient is not permanent: the first delivery gives up after its 4 attempts, the chunk
+    comes back from the queue, and the next delivery writes it once OpenSearch answers again."""
+    proxy.faults = [("status", 503)] * 6
+    task = stack.run_upsertion(MODEL, "outage", ["words 0", "words 1", "words 2"])
+    assert task["status"] == "done"
+    assert task["progress"] == {"total": 3, "succeeded": 3, "failed": 0, "pending": 0}
+    assert proxy.bulk_requests == 7  # 4 on the first delivery, 2 failing and 1 passing on the second
+
+
+def test_an_opensearch_that_stays_down_ends_in_the_dead_letter_path_not_a_stuck_task(
     stack: InProcessStack, proxy: FaultProxy
 ) -> None:
     proxy.permanent = ("status", 503)
     task = stack.run_upsertion(MODEL, "down", ["words 0", "words 1", "words 2"])
     assert task["status"] == "failed"
     assert task["progress"] == {"total": 3, "succeeded": 0, "failed": 3, "pending": 0}
-    details = {f["detail"] for f in task["failed_items"]}
-    assert len(details) == 1
-    (detail,) = details
-    assert detail.startswith("OpenSearch unavailable:")
-    assert detail.endswith("(gave up after 4 attempts)")
-    assert proxy.bulk_requests == 4  # the service's attempts only: the client's own retries are off
+    assert {f["detail"] for f in task["failed_items"]} == {ABANDONED_DETAIL}
+    # Every delivery (maxReceiveCount of them) made the service's 4 attempts, no more: the
+    # client's own retries are off.
+    assert proxy.bulk_requests == 4 * MAX_RECEIVES
 
 
-def test_items_rejected_with_429_every_time_fail_with_the_reason(stack: InProcessStack, proxy: FaultProxy) -> None:
+def test_items_rejected_with_429_every_time_end_in_the_dead_letter_path(
+    stack: InProcessStack, proxy: FaultProxy
+) -> None:
     proxy.permanent = ("items", 429)
     task = stack.run_upsertion(MODEL, "busy", ["words 0", "words 1"])
     assert task["progress"]["failed"] == 2
-    assert all("es_rejected_execution_exception" in f["detail"] for f in task["failed_items"])
+    assert {f["detail"] for f in task["failed_items"]} == {ABANDONED_DETAIL}

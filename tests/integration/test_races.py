@@ -9,7 +9,6 @@ the item count once terminal, one failure listed per failed item, one attempt pe
 
 from __future__ import annotations
 
-import os
 import random
 import socket
 import threading
@@ -18,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 from opensearchpy import OpenSearch
@@ -52,7 +50,6 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[DevStack]:
-    saved = dict(os.environ)
     config = DevStackConfig(
         port=_free_port(), opensearch_port=_free_port(), moto_port=_free_port(), start_pollers=False
     )
@@ -61,8 +58,6 @@ def served() -> Iterator[DevStack]:
         yield stack
     finally:
         stack.stop()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @dataclass
@@ -79,12 +74,11 @@ class Services:
     def build(cls, stack: DevStack) -> Services:
         assert stack.template is not None
         physical = stack.template.physical
-        session = boto3.session.Session()
-        store = DynamoTaskStore(physical["TaskTable"]["Ref"], resource=session.resource("dynamodb"))
+        store = DynamoTaskStore(physical["TaskTable"]["Ref"], resource=stack.aws.resource("dynamodb"))
         runner = StepFunctionsTransitions(
             physical["RestartTaskStateMachine"]["Arn"],
             physical["CancelTaskStateMachine"]["Arn"],
-            client=session.client("stepfunctions"),
+            client=stack.aws.client("stepfunctions"),
         )
         index = OpenSearchVectorIndex(lambda: OpenSearch(hosts=[stack.opensearch_url]))
         registry = default_registry()
@@ -96,7 +90,7 @@ class Services:
             },
         )
         return cls(
-            store, TaskTransitions(store, runner), processor, session.client("sqs"), physical["WorkQueue"]["QueueUrl"]
+            store, TaskTransitions(store, runner), processor, stack.aws.client("sqs"), physical["WorkQueue"]["QueueUrl"]
         )
 
     def deliver(self, rng: random.Random, duplicate_rate: float) -> int:

@@ -13,7 +13,7 @@ import boto3
 
 from devstack.api_gateway import integrate, proxy_event
 from devstack.event_sources import poller_for, pollers_for
-from devstack.lambda_runtime import local_functions
+from devstack.lambda_runtime import in_process_functions
 from devstack.permissions import Permissions
 from devstack.resources import create_resources
 from devstack.template import LOCAL_PSEUDO_PARAMETERS, SqsEventSource, Template, load_template
@@ -30,7 +30,7 @@ class InProcessStack:
         self.permissions = Permissions(self.template)  # each function's calls checked against its role
         create_resources(self.template, boto3.Session(), permissions=self.permissions)
         self.environment = self.template.shared_environment()
-        self.functions = {fn.spec.logical_id: fn for fn in local_functions(self.template, self.permissions)}
+        self.functions = {fn.spec.logical_id: fn for fn in in_process_functions(self.template, self.permissions)}
         self.routes = {route: fn for fn in self.functions.values() for route in fn.spec.routes}
         self.sqs = boto3.client("sqs")
         self.sfn = boto3.client("stepfunctions")

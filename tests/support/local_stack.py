@@ -63,6 +63,10 @@ class SpawnedStack:
     def console_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['CONSOLE_PORT']}"
 
+    @property
+    def aws_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['MOTO_PORT']}"
+
 
 def spawn_devstack(
     *args: str, env: dict[str, str] | None = None, stderr: int = subprocess.DEVNULL, own_session: bool = False

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from vector_tasks.domain.errors import ChunkNotStored
 from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
@@ -33,6 +34,7 @@ from vector_tasks.domain.model import (
     TaskKind,
     TaskPage,
     TaskStatus,
+    UnfinishedPage,
     cap_failure_detail,
     item_object_id,
 )
@@ -63,6 +65,7 @@ class MemoryTaskStore:
         self._tasks: dict[TaskKey, Task] = {}
         self._chunks: dict[tuple[TaskKind, str, str], dict[int, list[Item]]] = {}
         self._results: dict[TaskKey, dict[int, _Result]] = {}
+        self._cursors: dict[tuple[TaskKind, TaskStatus], str | None] = {}
         self._hooks: dict[str, list[Callable[[], None]]] = {}
         self.calls: list[str] = []
         # How many times a failure page was read (a query of every chunk result on DynamoDB).
@@ -85,6 +88,11 @@ class MemoryTaskStore:
         with self._lock:
             key = (kind, task_id)
             self._tasks[key] = replace(self._tasks[key], **fields)
+
+    def forget_chunks(self, kind: TaskKind, task_id: str, source: str) -> None:
+        """Lose a task's stored chunks (a create that died before storing them, an expiry)."""
+        with self._lock:
+            self._chunks.pop((kind, task_id, source), None)
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -182,7 +190,9 @@ class MemoryTaskStore:
         with self._lock:
             items = self._chunks.get((ref.kind, ref.task_id, source), {}).get(ref.chunk)
             if items is None:
-                raise LookupError(f"chunk {source} {ref.chunk} of {ref.kind.value} task '{ref.task_id}' is not stored")
+                raise ChunkNotStored(
+                    f"chunk {source} {ref.chunk} of {ref.kind.value} task '{ref.task_id}' is not stored"
+                )
             return _round_trip(items)
 
     def items_not_succeeded(self, task: Task) -> list[Item]:
@@ -229,6 +239,54 @@ class MemoryTaskStore:
             task.errors += outcome.errors
             task.chunks_done += 1
             task.updated_at = now
+            return True
+
+    # -- the reconciler's view -------------------------------------------------------------
+
+    def unfinished_tasks(self, kind: TaskKind, status: TaskStatus, after: str | None, limit: int) -> UnfinishedPage:
+        self._enter("unfinished_tasks")
+        with self._lock:
+            entries = sorted(
+                [
+                    (f"{t.created_at.isoformat()}#{t.task_id}", copy.deepcopy(t))
+                    for (k, _), t in self._tasks.items()
+                    if k is kind and t.status is status
+                ],
+                key=lambda entry: entry[0],
+            )
+            entries = [(position, task) for position, task in entries if after is None or position > after]
+            return UnfinishedPage(entries=entries[:limit], more=len(entries) > limit)
+
+    def reconcile_cursor(self, kind: TaskKind, status: TaskStatus) -> str | None:
+        self._enter("reconcile_cursor")
+        return self._cursors.get((kind, status))
+
+    def save_reconcile_cursor(self, kind: TaskKind, status: TaskStatus, cursor: str | None) -> None:
+        self._enter("save_reconcile_cursor")
+        self._cursors[(kind, status)] = cursor
+
+    def stored_chunks(self, task: Task) -> set[int]:
+        self._enter("stored_chunks")
+        with self._lock:
+            return set(self._chunks.get((task.kind, task.task_id, task.chunk_source), {}))
+
+    def recorded_chunks(self, task: Task) -> set[int]:
+        self._enter("recorded_chunks")
+        with self._lock:
+            return {number for number, _ in self._current_results(task)}
+
+    def mark_reconciled(self, task: Task, now: datetime) -> bool:
+        self._enter("mark_reconciled")
+        with self._lock:
+            stored = self._tasks.get((task.kind, task.task_id))
+            if stored is None or stored.attempt != task.attempt:
+                return False
+            if (
+                stored.status not in (TaskStatus.PENDING, TaskStatus.RUNNING)
+                or stored.reconciled_at != task.reconciled_at
+            ):
+                return False
+            stored.reconciled_at, stored.dispatched = now, True
             return True
 
 

@@ -33,6 +33,7 @@ SERVICE_TYPES = {
     "sqs": {"AWS::SQS::Queue"},
     "states": {"AWS::Serverless::StateMachine"},
     "es": {"AWS::OpenSearchService::Domain"},
+    "lambda": {"AWS::Serverless::Function"},  # the schedule's role invokes its function
 }
 PSEUDO = set(LOCAL_PSEUDO_PARAMETERS)
 

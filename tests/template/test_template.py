@@ -117,6 +117,8 @@ def test_every_function_has_an_event_that_fits_it() -> None:
                 queue = event["Records"][0]["eventSourceARN"].rsplit(":", 1)[-1]
                 if any(queue.endswith(f"-{s.queue_logical_id}") for s in spec.sqs_sources):
                     covered.add(spec.logical_id)
+            if any(event == json.loads(s.input) for s in spec.schedules):
+                covered.add(spec.logical_id)
     assert covered == {spec.logical_id for spec in template.functions()}
 
 

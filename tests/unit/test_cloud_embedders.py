@@ -16,10 +16,9 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from tests.support.determinism import FakeClock, FixedJitter
-from vector_tasks.adapters.embedders.aws_calls import ProviderBusy
 from vector_tasks.adapters.embedders.bedrock import CohereV3Embedder, TitanV2Embedder
 from vector_tasks.adapters.embedders.sagemaker import SageMakerEmbedder
-from vector_tasks.adapters.retry import RetryPolicy
+from vector_tasks.adapters.retry import RetryPolicy, StillUnavailable
 from vector_tasks.domain.errors import TaskCannotRun
 from vector_tasks.domain.registry import EmbeddingModelSpec, default_registry
 
@@ -117,7 +116,7 @@ def test_titan_throttled_past_the_retries_hands_the_chunk_back() -> None:
     client, stub = bedrock()
     for _ in range(3):
         stub.add_client_error("invoke_model", "ThrottlingException", "Rate exceeded", 429)
-    with stub, pytest.raises(ProviderBusy, match="after 3 attempts"):
+    with stub, pytest.raises(StillUnavailable, match="after 3 attempts"):
         TitanV2Embedder(spec("titan-v2-1024", max_concurrency=1), lambda: client, NO_WAIT).embed(["t"], LATER)
 
 
@@ -135,7 +134,7 @@ def test_titan_does_not_wait_past_the_deadline(jitter: float, expected_pauses: l
 
     policy = RetryPolicy(attempts=10, base_delay=5.0, max_delay=5.0, rng=FixedJitter(jitter), clock=clock)
     embedder = TitanV2Embedder(spec("titan-v2-1024", max_concurrency=1), lambda: client, policy, sleep=sleep)
-    with stub, pytest.raises(ProviderBusy):
+    with stub, pytest.raises(StillUnavailable):
         # 0.01 s left: a pause of 5 s cannot fit, so it gives up at once; one of 0.005 s fits
         # once, and then only 0.005 s is left, too little for another.
         embedder.embed(["t"], clock.now + 0.01)

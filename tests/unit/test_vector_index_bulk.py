@@ -10,7 +10,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
 from tests.support.determinism import FakeClock, FixedJitter
-from vector_tasks.adapters.retry import OutOfTime, RetryPolicy
+from vector_tasks.adapters.retry import OutOfTime, RetryPolicy, StillUnavailable
 from vector_tasks.adapters.vector_index import (
     NOT_FOUND_DETAIL,
     REQUEST_TIMEOUT_SECONDS,
@@ -19,6 +19,7 @@ from vector_tasks.adapters.vector_index import (
     index_body,
     make_client,
 )
+from vector_tasks.domain.errors import TaskCannotRun
 from vector_tasks.domain.registry import default_registry
 from vector_tasks.domain.vectorize import VectorDocument
 
@@ -82,17 +83,61 @@ def test_items_rejected_with_429_are_retried_alone() -> None:
     assert [line["index"]["_id"] for line in client.bodies[1] if "index" in line] == ["b"]
 
 
-def test_transient_request_errors_are_retried_then_become_item_failures() -> None:
+def test_transient_request_errors_are_retried_then_hand_the_chunk_back() -> None:
+    """Transient is never permanent: no item is failed for an outage, the chunk comes back."""
     client = ScriptedClient(
         TransportError(503, "unavailable"),
         OpenSearchConnectionError("N/A", "refused"),
         TransportError(502, "bad gateway"),
     )
-    failures = index_with(client).upsert(SPEC, docs("a"), "t", LATER)
+    with pytest.raises(StillUnavailable, match=r"OpenSearch unavailable: bad gateway \(gave up after 3 attempts"):
+        index_with(client).upsert(SPEC, docs("a"), "t", LATER)
     assert len(client.bodies) == 3
-    (failure,) = failures
-    assert failure.object_id == "a"
-    assert failure.detail.startswith("OpenSearch unavailable") and failure.detail.endswith("(gave up after 3 attempts)")
+
+
+def test_items_rejected_with_429_past_the_retries_hand_the_chunk_back() -> None:
+    busy = {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}}
+    client = ScriptedClient({"items": [ok(), busy]}, {"items": [busy]}, {"items": [busy]})
+    with pytest.raises(StillUnavailable, match=r"es_rejected_execution_exception.*1 items pending"):
+        index_with(client).upsert(SPEC, docs("a", "b"), "t", LATER)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_access_makes_the_task_impossible(status: int) -> None:
+    client = ScriptedClient(TransportError(status, "security_exception", {"error": "no permissions"}))
+    with pytest.raises(TaskCannotRun, match=f"OpenSearch refused the worker's requests \\({status}\\)"):
+        index_with(client).upsert(SPEC, docs("a"), "t", LATER)
+    assert len(client.bodies) == 1
+
+
+class FlakyIndices:
+    """`indices.exists` failing transiently `failures` times, then answering."""
+
+    def __init__(self, failures: int, exists: bool = True) -> None:
+        self.failures = failures
+        self.exists_answer = exists
+        self.calls = 0
+
+    def exists(self, index: str, request_timeout: float) -> bool:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise OpenSearchConnectionError("N/A", "refused")
+        return self.exists_answer
+
+
+def test_a_cold_container_retries_the_index_check_like_the_bulk() -> None:
+    client = ScriptedClient({"items": [ok()]})
+    client.indices = FlakyIndices(failures=2)  # type: ignore[assignment]
+    assert index_with(client).upsert(SPEC, docs("a"), "t", LATER) == []
+
+
+def test_a_cold_container_hands_the_chunk_back_when_the_index_check_never_answers() -> None:
+    """The same outcome as a warm container whose _bulk fails: the chunk comes back."""
+    client = ScriptedClient()
+    client.indices = FlakyIndices(failures=99)  # type: ignore[assignment]
+    with pytest.raises(StillUnavailable, match="gave up after 3 attempts"):
+        index_with(client).upsert(SPEC, docs("a"), "t", LATER)
+    assert client.bodies == []
 
 
 def test_a_deleted_id_that_is_not_there_is_reported_but_not_an_error() -> None:

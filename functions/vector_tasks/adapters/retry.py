@@ -43,6 +43,13 @@ class OutOfTime(Exception):
     items: the chunk's message is reported as failed and comes back from the queue."""
 
 
+class StillUnavailable(Exception):
+    """A service stayed unavailable (connection errors, timeouts, throttling, 5xx) through every
+    retry within the deadline. Transient is never permanent: nothing is decided about the
+    items, the chunk's message is reported as failed and comes back from the queue (past the
+    redrive limit, the dead-letter path fails its items)."""
+
+
 def call_with_retries(
     call: Callable[[], T],
     is_transient: Callable[[BaseException], bool],

@@ -8,6 +8,7 @@ StartSyncExecution would avoid the polling on AWS, but moto cannot run it; see R
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from vector_tasks.domain.errors import TransitionStillRunning
 from vector_tasks.domain.model import RestartPlan, Task, TaskStatus
 
 REFUSED = "TransitionRefused"
+log = logging.getLogger(__name__)
 
 
 class StepFunctionsTransitions:
@@ -90,6 +92,10 @@ class StepFunctionsTransitions:
             described = self._client.describe_execution(executionArn=execution)
             status = described["status"]
             if status == "SUCCEEDED":
+                output = json.loads(described.get("output") or "{}")
+                if isinstance(output, dict) and output.get("dispatch") == "incomplete":
+                    # Applied, but some messages did not go out: the reconciler sends them.
+                    log.warning("%s of task %s: dispatch incomplete (%s)", action, task.task_id, output.get("error"))
                 return True
             if status == "FAILED" and described.get("error") == REFUSED:
                 return False

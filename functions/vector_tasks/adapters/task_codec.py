@@ -66,6 +66,7 @@ def task_item(task: Task) -> dict[str, Any]:
         "chunk_source": task.chunk_source,
         "original_item_count": task.original_item_count,
         "original_chunk_count": task.original_chunk_count,
+        "reconciled_at": task.reconciled_at.isoformat() if task.reconciled_at else None,
         "list_pk": list_pk(task.kind),
         "list_sk": list_sk(task.created_at.isoformat(), task.task_id),
         "status_pk": status_pk(task.kind, task.status),
@@ -96,6 +97,7 @@ def task_from(item: dict[str, Any]) -> Task:
         chunk_source=item.get("chunk_source", ORIGINAL_CHUNKS),
         original_item_count=n("original_item_count"),
         original_chunk_count=n("original_chunk_count"),
+        reconciled_at=datetime.fromisoformat(item["reconciled_at"]) if item.get("reconciled_at") else None,
     )
 
 

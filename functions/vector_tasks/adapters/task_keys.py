@@ -7,6 +7,8 @@ Partition key `pk` = "<kind>#<task_id>"; per task:
   sk "RETRY#0002-<id>#00007"  one chunk of the items a `scope=failed` restart retries in attempt 2
   sk "RESULT#00042"       what the latest attempt did with chunk 42 of its source: counts and
                           failures, tagged with the attempt
+and one partition of the reconciler's own: pk "RECONCILER", sk "CURSOR#<kind>#<status>", where
+its last run stopped reading the tasks of that kind and status (a `list_sk`).
 
 The state machines (statemachines/*.asl.json, through adapters/state_machines.py) write the
 task item too, so they take `task_pk` and `status_pk` from here.
@@ -48,6 +50,13 @@ def chunk_sk(source: str, chunk: int) -> str:
 
 def result_sk(chunk: int) -> str:
     return f"{RESULT_PREFIX}{chunk:05d}"
+
+
+RECONCILER_PK = "RECONCILER"
+
+
+def reconcile_cursor_sk(kind: TaskKind, status: TaskStatus) -> str:
+    return f"CURSOR#{kind.value}#{status.value}"
 
 
 def chunk_number(sk: str) -> int:

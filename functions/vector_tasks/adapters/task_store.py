@@ -29,15 +29,18 @@ from vector_tasks.adapters.task_codec import (
 from vector_tasks.adapters.task_keys import (
     BY_CREATED,
     BY_STATUS,
+    RECONCILER_PK,
     RESULT_PREFIX,
     TASK_SK,
     chunk_number,
     chunk_sk,
     list_pk,
+    reconcile_cursor_sk,
     result_sk,
     status_pk,
     task_pk,
 )
+from vector_tasks.domain.errors import ChunkNotStored
 from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
@@ -49,6 +52,7 @@ from vector_tasks.domain.model import (
     TaskKind,
     TaskPage,
     TaskStatus,
+    UnfinishedPage,
     item_object_id,
 )
 
@@ -90,14 +94,18 @@ class DynamoTaskStore:
         (tests inject a seeded or fixed jitter and a fake sleep)."""
         self._table_name = table_name
         self._resource = resource
+        self._table_instance: Any = None
         self._conflict_retry = conflict_retry or conflict_retry_policy()
         self._sleep = sleep
 
     @property
     def _table(self) -> Any:
-        if self._resource is None:
-            self._resource = boto3.resource("dynamodb")
-        return self._resource.Table(self._table_name)
+        # Made once: building a Table resource costs tens of milliseconds, every time.
+        if self._table_instance is None:
+            if self._resource is None:
+                self._resource = boto3.resource("dynamodb")
+            self._table_instance = self._resource.Table(self._table_name)
+        return self._table_instance
 
     @property
     def _client(self) -> Any:
@@ -138,8 +146,9 @@ class DynamoTaskStore:
             task.failures, task.failures_next_offset = self._failure_page(task, failures_offset, failures_limit)
         return task
 
-    def _current_results(self, task: Task) -> list[tuple[int, dict[str, Any]]]:
-        """The RESULT items the task's current attempt recorded, by chunk number, in chunk order."""
+    def _current_results(self, task: Task, **query: Any) -> list[tuple[int, dict[str, Any]]]:
+        """The RESULT items the task's current attempt recorded, by chunk number, in chunk order
+        (`query`: more Query parameters, e.g. a projection)."""
         return sorted(
             (
                 (chunk_number(str(item["sk"])), item)
@@ -147,6 +156,7 @@ class DynamoTaskStore:
                     KeyConditionExpression=Key("pk").eq(task_pk(task.kind, task.task_id))
                     & Key("sk").begins_with(RESULT_PREFIX),
                     ConsistentRead=True,
+                    **query,
                 )
                 if int(item["attempt"]) == task.attempt
             ),
@@ -264,7 +274,7 @@ class DynamoTaskStore:
             Key={"pk": task_pk(ref.kind, ref.task_id), "sk": chunk_sk(source, ref.chunk)}, ConsistentRead=True
         )
         if "Item" not in response:
-            raise LookupError(f"chunk {source} {ref.chunk} of {ref.kind.value} task '{ref.task_id}' is not stored")
+            raise ChunkNotStored(f"chunk {source} {ref.chunk} of {ref.kind.value} task '{ref.task_id}' is not stored")
         return chunk_items(response["Item"])
 
     def items_not_succeeded(self, task: Task) -> list[Item]:
@@ -346,6 +356,75 @@ class DynamoTaskStore:
             )
         except RetriesExhausted as exc:
             raise exc.last from None  # still conflicting after every attempt: the chunk comes back
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    # -- the reconciler's view ---------------------------------------------------------------
+
+    def unfinished_tasks(self, kind: TaskKind, status: TaskStatus, after: str | None, limit: int) -> UnfinishedPage:
+        """Oldest first from the sparse ByStatus index; the cursor is the entry's `list_sk`."""
+        condition = Key("status_pk").eq(status_pk(kind, status))
+        if after is not None:
+            condition &= Key("list_sk").gt(after)
+        query: dict[str, Any] = {"IndexName": BY_STATUS, "KeyConditionExpression": condition}
+        seen: list[dict[str, Any]] = []
+        while len(seen) <= limit:
+            response = self._table.query(**query, Limit=limit + 1 - len(seen))
+            seen.extend(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        entries = [(str(i["list_sk"]), task_from(i)) for i in seen[:limit]]
+        return UnfinishedPage(entries=entries, more=len(seen) > limit)
+
+    def reconcile_cursor(self, kind: TaskKind, status: TaskStatus) -> str | None:
+        response = self._table.get_item(
+            Key={"pk": RECONCILER_PK, "sk": reconcile_cursor_sk(kind, status)}, ConsistentRead=True
+        )
+        after = response.get("Item", {}).get("after")
+        return str(after) if after else None
+
+    def save_reconcile_cursor(self, kind: TaskKind, status: TaskStatus, cursor: str | None) -> None:
+        self._table.put_item(Item={"pk": RECONCILER_PK, "sk": reconcile_cursor_sk(kind, status), "after": cursor})
+
+    def stored_chunks(self, task: Task) -> set[int]:
+        chunks = self._query_all(
+            KeyConditionExpression=Key("pk").eq(task_pk(task.kind, task.task_id))
+            & Key("sk").begins_with(f"{task.chunk_source}#"),
+            ProjectionExpression="sk",
+            ConsistentRead=True,
+        )
+        return {chunk_number(str(c["sk"])) for c in chunks}
+
+    def recorded_chunks(self, task: Task) -> set[int]:
+        return {number for number, _ in self._current_results(task, ProjectionExpression="sk, attempt")}
+
+    def mark_reconciled(self, task: Task, now: datetime) -> bool:
+        values: dict[str, Any] = {
+            ":now": now.isoformat(),
+            ":t": True,
+            ":attempt": task.attempt,
+            ":pending": TaskStatus.PENDING.value,
+            ":running": TaskStatus.RUNNING.value,
+        }
+        condition = "attempt = :attempt AND #status IN (:pending, :running) AND "
+        if task.reconciled_at is None:
+            condition += "(attribute_not_exists(reconciled_at) OR attribute_type(reconciled_at, :null))"
+            values[":null"] = "NULL"
+        else:
+            condition += "reconciled_at = :seen"
+            values[":seen"] = task.reconciled_at.isoformat()
+        try:
+            self._table.update_item(
+                Key={"pk": task_pk(task.kind, task.task_id), "sk": TASK_SK},
+                UpdateExpression="SET reconciled_at = :now, dispatched = :t",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+            )
         except ClientError as exc:
             if _is_condition_failure(exc):
                 return False

@@ -2,10 +2,13 @@
 
 Per-item results of `_bulk` are classified by `classify_bulk_items` (a pure function): an item
 OpenSearch rejects becomes an ItemFailure with OpenSearch's own reason; items rejected for
-back-pressure (429) and whole requests that fail transiently (429, 5xx, connection errors) are
-retried with backoff first, by `OpenSearchVectorIndex._bulk`.
-Retries happen here only (the client's own are off), and no request or pause outlasts the
-worker's deadline: running out of time hands the whole chunk back to the queue (OutOfTime).
+back-pressure (429) and whole requests that fail transiently (429, 5xx, connection errors and
+timeouts) are retried with backoff, by `OpenSearchVectorIndex._bulk` (the index checks and the
+index creation by `_request`). Transient is never permanent: what is still unavailable after
+the last retry hands the whole chunk back to the queue (StillUnavailable), as running out of
+time does (OutOfTime), whether or not the container already knew the index. Access refused
+(401/403) ends the task (TaskCannotRun). Retries happen here only (the client's own are off),
+and no request or pause outlasts the worker's deadline.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import RequestError, TransportError
 from opensearchpy.helpers.signer import RequestsAWSV4SignerAuth
 
-from vector_tasks.adapters.retry import OutOfTime, RetryPolicy
+from vector_tasks.adapters.retry import OutOfTime, RetryPolicy, StillUnavailable
+from vector_tasks.domain.errors import TaskCannotRun
 from vector_tasks.domain.model import ItemFailure
 from vector_tasks.domain.registry import EmbeddingModelSpec
 from vector_tasks.domain.vectorize import VectorDocument
@@ -31,6 +35,7 @@ from vector_tasks.domain.vectorize import VectorDocument
 NOT_FOUND_DETAIL = "Object not found in index"
 VECTOR_FIELD = "embedding"
 _TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+_ACCESS_REFUSED = frozenset({401, 403})
 # The longest one OpenSearch request may take, and the least time worth starting one with.
 REQUEST_TIMEOUT_SECONDS = 30.0
 _MIN_REQUEST_SECONDS = 0.5
@@ -152,10 +157,44 @@ class OpenSearchVectorIndex:
             raise OutOfTime(f"{left:.1f} s left before the deadline; the chunk goes back to the queue")
         return min(REQUEST_TIMEOUT_SECONDS, left)
 
+    def _pause_before(self, attempt: int, deadline: float, last_error: str) -> None:
+        """The backoff before retry `attempt`; OutOfTime when it would not leave time to retry."""
+        pause = self._retry.delay(attempt)
+        if self._retry.time_left(deadline) <= pause + _MIN_REQUEST_SECONDS:
+            raise OutOfTime(f"no time left to retry OpenSearch ({last_error}); the chunk goes back to the queue")
+        self._sleep(pause)
+
+    def _transient(self, exc: OpenSearchConnectionError | TransportError) -> str:
+        """Why `exc` is worth a retry; raises TaskCannotRun for refused access, `exc` itself for
+        any other definitive answer."""
+        status = exc.status_code if isinstance(exc.status_code, int) else None
+        if isinstance(exc, OpenSearchConnectionError) or status in _TRANSIENT_STATUSES:
+            return f"OpenSearch unavailable: {exc.error}"
+        if status in _ACCESS_REFUSED:
+            raise TaskCannotRun(
+                f"OpenSearch refused the worker's requests ({status}): check the domain's access policy and the "
+                "worker role's es:ESHttp* permissions"
+            ) from exc
+        raise exc
+
+    def _request(self, call: Callable[[float], Any], deadline: float) -> Any:
+        """`call(timeout)`, one OpenSearch request, retried while it fails transiently."""
+        last_error = ""
+        for attempt in range(self._retry.attempts):
+            if attempt:
+                self._pause_before(attempt, deadline, last_error)
+            try:
+                return call(self._request_timeout(deadline))
+            except (OpenSearchConnectionError, TransportError) as exc:
+                last_error = self._transient(exc)
+        raise StillUnavailable(f"{last_error} (gave up after {self._retry.attempts} attempts)")
+
     def index_exists(self, spec: EmbeddingModelSpec, deadline: float) -> bool:
         if spec.index_name in self._known_indexes:
             return True
-        if self._client.indices.exists(index=spec.index_name, request_timeout=self._request_timeout(deadline)):
+        if self._request(
+            lambda timeout: self._client.indices.exists(index=spec.index_name, request_timeout=timeout), deadline
+        ):
             self._known_indexes.add(spec.index_name)
             return True
         return False
@@ -164,8 +203,11 @@ class OpenSearchVectorIndex:
         if self.index_exists(spec, deadline):
             return
         try:
-            self._client.indices.create(
-                index=spec.index_name, body=index_body(spec), request_timeout=self._request_timeout(deadline)
+            self._request(
+                lambda timeout: self._client.indices.create(
+                    index=spec.index_name, body=index_body(spec), request_timeout=timeout
+                ),
+                deadline,
             )
         except RequestError as exc:
             # Another worker created it between our check and our create.
@@ -203,27 +245,24 @@ class OpenSearchVectorIndex:
     def _bulk(
         self, operations: dict[str, list[dict[str, Any]]], on_not_found: str | None, deadline: float
     ) -> list[ItemFailure]:
-        """Run the operations (keyed by object id); return the items that did not succeed."""
+        """Run the operations (keyed by object id); return the items that did not succeed.
+
+        Whole requests that fail transiently and items rejected for back-pressure are sent
+        again; if some are still pending after the last attempt the chunk comes back
+        (StillUnavailable), and what this call wrote is simply written again then.
+        """
         failures: list[ItemFailure] = []
         pending = operations
         last_error = ""
         for attempt in range(self._retry.attempts):
             if attempt:
-                pause = self._retry.delay(attempt)
-                if self._retry.time_left(deadline) <= pause + _MIN_REQUEST_SECONDS:
-                    raise OutOfTime(
-                        f"no time left to retry OpenSearch ({last_error}); the chunk goes back to the queue"
-                    )
-                self._sleep(pause)
+                self._pause_before(attempt, deadline, last_error)
             body = [line for lines in pending.values() for line in lines]
             try:
                 response = self._client.bulk(body=body, request_timeout=self._request_timeout(deadline))
             except (OpenSearchConnectionError, TransportError) as exc:
-                status = exc.status_code if isinstance(exc.status_code, int) else None
-                if isinstance(exc, OpenSearchConnectionError) or status in _TRANSIENT_STATUSES:
-                    last_error = f"OpenSearch unavailable: {exc.error}"
-                    continue
-                raise
+                last_error = self._transient(exc)
+                continue
             results = classify_bulk_items(response["items"], list(pending), on_not_found)
             failures.extend(results.failed)
             if results.retry_later:
@@ -231,7 +270,6 @@ class OpenSearchVectorIndex:
             pending = {oid: pending[oid] for oid in results.retry_later}
             if not pending:
                 return failures
-        failures.extend(
-            ItemFailure(oid, f"{last_error} (gave up after {self._retry.attempts} attempts)") for oid in pending
+        raise StillUnavailable(
+            f"{last_error} (gave up after {self._retry.attempts} attempts; {len(pending)} items pending)"
         )
-        return failures

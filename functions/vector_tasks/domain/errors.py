@@ -33,6 +33,29 @@ class InvalidTransition(DomainError):
         self.status = status
 
 
+class AttemptMismatch(DomainError):
+    """The caller named the attempt it expects the task to be at, and the task is elsewhere."""
+
+    def __init__(self, action: str, task_id: str, expected: int, actual: int, status: str) -> None:
+        super().__init__(
+            f"Cannot {action} task '{task_id}' at attempt {expected}: it is at attempt {actual} ({status}) now"
+        )
+        self.status = status
+        self.attempt = actual
+
+
+class CreateInterrupted(DomainError):
+    """A create failed after its task_id was settled: the same request again with that task_id
+    completes it (the error answer carries the id, generated ones included)."""
+
+    def __init__(self, kind: str, task_id: str) -> None:
+        super().__init__(
+            f"Creating {kind} task '{task_id}' was interrupted by an internal error; send the same request "
+            f'again with "task_id": "{task_id}" to complete it'
+        )
+        self.task_id = task_id
+
+
 class NothingToRetry(DomainError):
     def __init__(self, task_id: str) -> None:
         super().__init__(f"Task '{task_id}' has no failed or unprocessed items to retry; use scope=all")
@@ -50,8 +73,15 @@ class UnknownEmbeddingModel(DomainError):
 
 
 class TaskCannotRun(DomainError):
-    """The task as a whole cannot be carried out (its model is gone or unreachable); it ends
-    `failed` with this message as its `error`."""
+    """The task as a whole cannot be carried out: a definitive answer (access denied, the model
+    or endpoint does not exist, vectors of the wrong dimension, its items are gone); it ends
+    `failed` with this message as its `error`. Transient trouble (timeouts, throttling, 5xx,
+    connection errors) is never this: the chunk goes back to the queue instead."""
+
+
+class ChunkNotStored(LookupError):
+    """A chunk a message points at is not in the store: the create or restart that made the
+    attempt died before storing it (or it expired)."""
 
 
 class ItemTooLarge(DomainError):

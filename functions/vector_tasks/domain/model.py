@@ -123,7 +123,10 @@ class Task:
     failed: int = 0
     errors: int = 0
     error: str | None = None
+    # Attempt 1's chunk messages all went out (the create finished); restarts send their own.
     dispatched: bool = False
+    # When the reconciler last sent this attempt's unrecorded chunks again (None: never).
+    reconciled_at: datetime | None = None
     # Loaded only when a caller asks for the full task (info), never for listings.
     failures: list[ItemFailure] | None = field(default=None)
     # With `failures`: the offset of the next page of failures, None on the last page.
@@ -132,6 +135,17 @@ class Task:
     @property
     def progress(self) -> Progress:
         return Progress(total=self.item_count, succeeded=self.succeeded, failed=self.failed)
+
+    @property
+    def all_chunks_recorded(self) -> bool:
+        return self.chunks_done >= self.chunk_count
+
+    @property
+    def last_activity(self) -> datetime:
+        """The last sign of life: a status change, a chunk recorded, the reconciler's resend."""
+        if self.reconciled_at is not None and self.reconciled_at > self.updated_at:
+            return self.reconciled_at
+        return self.updated_at
 
 
 ORIGINAL_CHUNKS = "CHUNK"
@@ -172,6 +186,15 @@ class ChunkRef:
 class TaskPage:
     tasks: list[Task]
     next_offset: int | None
+
+
+@dataclass(frozen=True)
+class UnfinishedPage:
+    """Pending or running tasks, oldest first, each with the position to resume after it (an
+    opaque cursor of the store's); `more` when tasks past the page remain."""
+
+    entries: list[tuple[str, Task]]
+    more: bool
 
 
 def utc_now() -> datetime:

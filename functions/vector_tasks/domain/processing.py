@@ -12,7 +12,7 @@ import enum
 from collections.abc import Mapping
 from typing import Protocol
 
-from vector_tasks.domain.errors import TaskCannotRun
+from vector_tasks.domain.errors import ChunkNotStored, TaskCannotRun
 from vector_tasks.domain.model import (
     ChunkOutcome,
     ChunkRef,
@@ -52,13 +52,39 @@ def final_status(task: Task) -> tuple[TaskStatus, str | None]:
     return TaskStatus.DONE, None
 
 
+def items_missing_error(source: str, chunk: int) -> str:
+    return (
+        f"The task's items were never stored (chunk {chunk} of {source} is missing): the request that made "
+        "this attempt failed before storing them. Create the task again."
+    )
+
+
+def finish_if_complete(store: TaskStore, task: Task) -> bool:
+    """Move a running task whose every chunk of this attempt is recorded to its final status.
+
+    Idempotent and safe to race: the write is conditional on the attempt, `running` and the
+    counters, so of several deliveries (or the reconciler) finishing at once one wins and the
+    others change nothing. True when this call finished it.
+    """
+    if task.status is not TaskStatus.RUNNING or not task.all_chunks_recorded:
+        return False
+    status, error = final_status(task)
+    return store.transition(
+        task, status, expect=(TaskStatus.RUNNING,), now=utc_now(), error=error, require_all_chunks=True
+    )
+
+
 class ChunkProcessor:
     def __init__(self, store: TaskStore, actions: Mapping[TaskKind, ChunkAction]) -> None:
         self._store = store
         self._actions = actions
 
     def _admit(self, ref: ChunkRef) -> Task | Delivery:
-        """The task if this delivery should be worked on, else why not."""
+        """The task if this delivery should be worked on, else why not.
+
+        A chunk this attempt already recorded is a duplicate; the delivery that recorded it may
+        have died before finishing the task, so this one finishes it if every chunk is in.
+        """
         task = self._store.get_task(ref.kind, ref.task_id)
         if task is None:
             return Delivery.TASK_MISSING
@@ -73,24 +99,35 @@ class ChunkProcessor:
                 return self._admit(ref)  # canceled or started by another worker meanwhile: look again
             task.status = TaskStatus.RUNNING
         if self._store.chunk_recorded(ref):
+            finish_if_complete(self._store, task)
             return Delivery.DUPLICATE
         return task
+
+    def _items(self, ref: ChunkRef, task: Task) -> list[Item] | None:
+        """The chunk's items; None when they are not stored, after failing the task (no delivery
+        of this attempt can do anything, so waiting for redeliveries would only delay it)."""
+        try:
+            return self._store.load_chunk(ref, task.chunk_source)
+        except ChunkNotStored:
+            self._fail(task, items_missing_error(task.chunk_source, ref.chunk))
+            return None
+
+    def _fail(self, task: Task, error: str) -> None:
+        self._store.transition(
+            task, TaskStatus.FAILED, expect=(TaskStatus.PENDING, TaskStatus.RUNNING), now=utc_now(), error=error
+        )
 
     def process(self, ref: ChunkRef, deadline: float) -> Delivery:
         admitted = self._admit(ref)
         if isinstance(admitted, Delivery):
             return admitted
-        items = self._store.load_chunk(ref, admitted.chunk_source)
+        items = self._items(ref, admitted)
+        if items is None:
+            return Delivery.TASK_FAILED
         try:
             outcome = self._actions[ref.kind].apply(admitted, items, deadline)
         except TaskCannotRun as exc:
-            self._store.transition(
-                admitted,
-                TaskStatus.FAILED,
-                expect=(TaskStatus.PENDING, TaskStatus.RUNNING),
-                now=utc_now(),
-                error=exc.message,
-            )
+            self._fail(admitted, exc.message)
             return Delivery.TASK_FAILED
         return self._record(ref, outcome)
 
@@ -99,23 +136,16 @@ class ChunkProcessor:
         admitted = self._admit(ref)
         if isinstance(admitted, Delivery):
             return admitted
-        items = self._store.load_chunk(ref, admitted.chunk_source)
+        items = self._items(ref, admitted)
+        if items is None:
+            return Delivery.TASK_FAILED
         outcome = ChunkOutcome(succeeded=0, failures=tuple(ItemFailure(item_object_id(i), detail) for i in items))
         return self._record(ref, outcome)
 
     def _record(self, ref: ChunkRef, outcome: ChunkOutcome) -> Delivery:
-        if not self._store.record_chunk(ref, outcome, utc_now()):
-            return Delivery.DUPLICATE
+        recorded = self._store.record_chunk(ref, outcome, utc_now())
+        # Finish even when another delivery recorded the chunk first: it may have died before.
         task = self._store.get_task(ref.kind, ref.task_id)
-        if (
-            task is not None
-            and task.attempt == ref.attempt
-            and task.status is TaskStatus.RUNNING
-            and task.chunks_done >= task.chunk_count
-        ):
-            status, error = final_status(task)
-            # Conditional: of two deliveries finishing at once, one wins and the other changes nothing.
-            self._store.transition(
-                task, status, expect=(TaskStatus.RUNNING,), now=utc_now(), error=error, require_all_chunks=True
-            )
-        return Delivery.RECORDED
+        if task is not None and task.attempt == ref.attempt:
+            finish_if_complete(self._store, task)
+        return Delivery.RECORDED if recorded else Delivery.DUPLICATE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from vector_tasks.domain.chunking import request_fingerprint, split_into_chunks
-from vector_tasks.domain.errors import TaskIdConflict, TaskNotFound
+from vector_tasks.domain.errors import CreateInterrupted, DomainError, TaskIdConflict, TaskNotFound
 from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import ChunkRef, Item, Task, TaskKind, TaskPage, TaskStatus, utc_now
 from vector_tasks.domain.ports import TaskStore, WorkQueue
@@ -26,13 +26,26 @@ class TaskService:
         Same task_id and same body returns the stored task (created False); a different body is
         a TaskIdConflict. A create that stopped between storing the task and queueing its chunks
         is finished by the retry, so a client retrying after a timeout never strands a task.
+        Anything that fails once the request is known to be valid is a CreateInterrupted naming
+        the task_id (generated or not), so the client can send the same request again with it.
         """
         self._registry.get(embedding_model_id)
         chunks = split_into_chunks(items)
+        task_id = task_id or str(uuid.uuid4())
+        try:
+            return self._create(kind, embedding_model_id, task_id, items, chunks)
+        except DomainError:
+            raise
+        except Exception as exc:
+            raise CreateInterrupted(kind.value, task_id) from exc
+
+    def _create(
+        self, kind: TaskKind, embedding_model_id: str, task_id: str, items: list[Item], chunks: list[list[Item]]
+    ) -> tuple[Task, bool]:
         now = utc_now()
         task = Task(
             kind=kind,
-            task_id=task_id or str(uuid.uuid4()),
+            task_id=task_id,
             embedding_model_id=embedding_model_id,
             status=TaskStatus.PENDING,
             created_at=now,

@@ -8,7 +8,7 @@ the check and the write is still a 409 with the status the task has now, never a
 from __future__ import annotations
 
 from vector_tasks.domain.chunking import split_into_chunks
-from vector_tasks.domain.errors import InvalidTransition, NothingToRetry, TaskNotFound
+from vector_tasks.domain.errors import AttemptMismatch, InvalidTransition, NothingToRetry, TaskNotFound
 from vector_tasks.domain.lifecycle import CANCELABLE, RESTARTABLE
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
@@ -23,6 +23,11 @@ from vector_tasks.domain.model import (
 from vector_tasks.domain.ports import TaskStore, TransitionRunner
 
 
+def _expect_attempt(action: str, task: Task, attempt: int | None) -> None:
+    if attempt is not None and task.attempt != attempt:
+        raise AttemptMismatch(action, task.task_id, attempt, task.attempt, task.status.value)
+
+
 class TaskTransitions:
     def __init__(self, store: TaskStore, runner: TransitionRunner) -> None:
         self._store = store
@@ -35,23 +40,36 @@ class TaskTransitions:
             raise TaskNotFound(kind.value, task_id)
         return task
 
-    def cancel(self, kind: TaskKind, task_id: str) -> Task:
+    def cancel(self, kind: TaskKind, task_id: str, attempt: int | None = None) -> Task:
+        """Cancel the task; with `attempt`, only if the task is still at that attempt (a retried
+        cancel never cancels an attempt a restart made since)."""
         task = self._task(kind, task_id)
+        _expect_attempt("cancel", task, attempt)
         if task.status in CANCELABLE:
             if self._runner.cancel(task, utc_now()):
                 return self._task(kind, task_id, with_failures=True)
             task = self._task(kind, task_id)  # lost a race: judge by the status it has now
+            _expect_attempt("cancel", task, attempt)
         if task.status is not TaskStatus.CANCELED:  # canceled already (by anyone): 200, unchanged
             raise InvalidTransition("cancel", task_id, task.status.value)
         return self._task(kind, task_id, with_failures=True)
 
-    def restart(self, kind: TaskKind, task_id: str, scope: RestartScope) -> Task:
+    def restart(self, kind: TaskKind, task_id: str, scope: RestartScope, attempt: int | None = None) -> Task:
+        """Restart the task as its next attempt. With `attempt` (the attempt the caller saw),
+        restarting is idempotent: attempt N becomes N + 1 at most once, and every request for N
+        (a retry after a 503 or a dropped connection included) answers with attempt N + 1."""
         task = self._task(kind, task_id)
+        if attempt is not None and task.attempt == attempt + 1:
+            return self._task(kind, task_id, with_failures=True)  # already restarted from `attempt`
+        _expect_attempt("restart", task, attempt)
         if task.status not in RESTARTABLE:
             raise InvalidTransition("restart", task_id, task.status.value)
         plan = self._plan(task, scope)
         if not self._runner.restart(task, plan, utc_now()):
-            raise InvalidTransition("restart", task_id, self._task(kind, task_id).status.value)
+            now = self._task(kind, task_id)
+            if attempt is not None and now.attempt == attempt + 1:
+                return self._task(kind, task_id, with_failures=True)  # a concurrent restart of it won
+            raise InvalidTransition("restart", task_id, now.status.value)
         return self._task(kind, task_id, with_failures=True)
 
     def _plan(self, task: Task, scope: RestartScope) -> RestartPlan:

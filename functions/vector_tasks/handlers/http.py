@@ -16,6 +16,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vector_tasks.domain.errors import (
+    AttemptMismatch,
+    CreateInterrupted,
     DomainError,
     InvalidTransition,
     ItemNotUnicode,
@@ -116,6 +118,8 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[HTTPStatus, str]] = {
     TaskNotFound: (HTTPStatus.NOT_FOUND, "task_not_found"),
     TaskIdConflict: (HTTPStatus.CONFLICT, "task_id_conflict"),
     InvalidTransition: (HTTPStatus.CONFLICT, "invalid_transition"),
+    AttemptMismatch: (HTTPStatus.CONFLICT, "attempt_mismatch"),
+    CreateInterrupted: (HTTPStatus.INTERNAL_SERVER_ERROR, "create_interrupted"),
     NothingToRetry: (HTTPStatus.CONFLICT, "nothing_to_retry"),
     TransitionStillRunning: (HTTPStatus.SERVICE_UNAVAILABLE, "transition_in_progress"),
     UnknownEmbeddingModel: (HTTPStatus.UNPROCESSABLE_ENTITY, "unknown_embedding_model"),
@@ -191,9 +195,19 @@ def build_resolver(*routers: Router) -> APIGatewayRestResolver:
         if mapped is None:  # a domain error no route should let out: a fault of ours, not the caller's
             return internal_error()
         status, code = mapped
-        current = TaskStatus(exc.status) if isinstance(exc, InvalidTransition) else None
-        logger.info("Request refused", extra={"code": code, "reason": exc.message})
-        return respond(status, ErrorBody(code=code, message=exc.message, request_id=request_id(), status=current))
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            logger.exception("Request failed", extra={"code": code, "reason": exc.message})  # with the cause
+        else:
+            logger.info("Request refused", extra={"code": code, "reason": exc.message})
+        body = ErrorBody(
+            code=code,
+            message=exc.message,
+            request_id=request_id(),
+            status=TaskStatus(exc.status) if isinstance(exc, InvalidTransition | AttemptMismatch) else None,
+            attempt=exc.attempt if isinstance(exc, AttemptMismatch) else None,
+            task_id=exc.task_id if isinstance(exc, CreateInterrupted) else None,
+        )
+        return respond(status, body)
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(exc: RequestValidationError) -> Response[str]:

@@ -17,6 +17,18 @@ router = Router()
 
 _REFUSALS = (HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.SERVICE_UNAVAILABLE)
 
+# The attempt the caller last saw: makes a retried cancel or restart safe (README, "Lifecycle").
+AttemptQuery = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=1_000_000,
+        description="The attempt the caller last saw. Cancel: only if the task is still at it (else 409 "
+        "attempt_mismatch). Restart: attempt N becomes N + 1 at most once; a retry of the same request answers "
+        "with attempt N + 1 instead of restarting again.",
+    ),
+]
+
 
 def _add_transition_routes(api: KindApi) -> None:
     task_model = api.task_body
@@ -30,8 +42,8 @@ def _add_transition_routes(api: KindApi) -> None:
             {200: ("The task, canceled (or unchanged if it was); first page of its failures", task_model)}, *_REFUSALS
         ),
     )
-    def cancel(task_id: TaskIdQuery) -> task_model:  # type: ignore[valid-type]
-        return task_model.from_task(task_transitions().cancel(api.kind, task_id))
+    def cancel(task_id: TaskIdQuery, attempt: AttemptQuery = None) -> task_model:  # type: ignore[valid-type]
+        return task_model.from_task(task_transitions().cancel(api.kind, task_id, attempt))
 
     @router.put(
         f"{api.path}/restart",
@@ -46,8 +58,9 @@ def _add_transition_routes(api: KindApi) -> None:
             RestartScope,
             Query(description="all: every item again; failed: only the items that did not succeed last attempt"),
         ] = RestartScope.ALL,
+        attempt: AttemptQuery = None,
     ) -> task_model:  # type: ignore[valid-type]
-        return task_model.from_task(task_transitions().restart(api.kind, task_id, scope))
+        return task_model.from_task(task_transitions().restart(api.kind, task_id, scope, attempt))
 
 
 for _api in KIND_APIS:

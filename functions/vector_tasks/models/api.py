@@ -211,6 +211,14 @@ class ErrorBody(BaseModel):
     request_id: str | None = None
     details: list[ErrorDetail] | None = None
     status: TaskStatus | None = Field(default=None, description="Current task status, on a refused transition")
+    attempt: int | None = Field(
+        default=None, description="The task's current attempt, when it is not the one the request named"
+    )
+    task_id: str | None = Field(
+        default=None,
+        description="On an interrupted create: the task's id (also when generated); send the same request "
+        "again with it to complete the create",
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -7,15 +7,9 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any, TypeVar
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError, HTTPClientError
 
-from vector_tasks.adapters.retry import RetriesExhausted, RetryPolicy, call_with_retries
+from vector_tasks.adapters.retry import RetriesExhausted, RetryPolicy, StillUnavailable, call_with_retries
 from vector_tasks.domain.errors import TaskCannotRun
 from vector_tasks.domain.registry import EmbeddingModelSpec
 
@@ -44,12 +38,9 @@ _FATAL_CODES = frozenset(
         "InvalidSignatureException",
     }
 )
-_CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)
-
-
-class ProviderBusy(Exception):
-    """Transient errors outlasted the retries or the time budget: the chunk is retried later
-    (the message becomes visible again, and after maxReceiveCount goes to the DLQ)."""
+# SageMaker wraps what the model container answered in ModelError, with the container's own
+# status: a 5xx or 429 from the container is its trouble, not the input's.
+_CONTAINER_ERROR = "ModelError"
 
 
 def error_code(exc: ClientError) -> str:
@@ -60,11 +51,21 @@ def error_message(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Message", exc))
 
 
+def _container_status(exc: ClientError) -> int:
+    return int(exc.response.get("OriginalStatusCode") or 0)
+
+
 def is_transient(exc: BaseException) -> bool:
+    """Worth another try: throttling, capacity, 5xx (the container's too), timeouts and every
+    connection error (an endpoint that cannot be reached now may be reachable in a minute)."""
     if isinstance(exc, ClientError):
+        if error_code(exc) == _CONTAINER_ERROR:
+            container = _container_status(exc)
+            return container == 429 or container >= 500
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return error_code(exc) in _TRANSIENT_CODES or status == 429 or 500 <= status < 600
-    return isinstance(exc, (ReadTimeoutError, *_CONNECTION_ERRORS))
+    # Connection refused or closed, DNS, connect and read timeouts: all HTTPClientError.
+    return isinstance(exc, HTTPClientError)
 
 
 def unusable(spec: EmbeddingModelSpec, reason: str) -> TaskCannotRun:
@@ -78,15 +79,15 @@ def invoke(
     deadline: float,
     sleep: Callable[[float], None],
 ) -> T:
-    """`call()` with retries; fatal errors become TaskCannotRun, exhausted retries ProviderBusy
-    (or TaskCannotRun when the endpoint could never be reached). Other ClientErrors (a text the
-    model rejects) propagate for the caller to attribute."""
+    """`call()` with retries; fatal errors become TaskCannotRun, transient ones that outlast the
+    retries or the deadline StillUnavailable (the chunk comes back from the queue). Other
+    ClientErrors (a text the model rejects) propagate for the caller to attribute."""
     try:
         return call_with_retries(call, is_transient, policy, deadline, sleep)
     except RetriesExhausted as exc:
-        if isinstance(exc.last, _CONNECTION_ERRORS):
-            raise unusable(spec, f"unreachable after {exc.attempts} attempts ({exc.last})") from exc
-        raise ProviderBusy(f"model '{spec.id}' still busy after {exc.attempts} attempts: {exc.last}") from exc
+        raise StillUnavailable(
+            f"model '{spec.id}' still unavailable after {exc.attempts} attempts: {exc.last}"
+        ) from exc
     except ClientError as exc:
         if error_code(exc) in _FATAL_CODES:
             raise unusable(spec, f"{error_code(exc)}: {error_message(exc)}") from exc

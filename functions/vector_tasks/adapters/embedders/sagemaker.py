@@ -22,7 +22,8 @@ from vector_tasks.adapters.embedders.aws_calls import (
 )
 from vector_tasks.domain.embedder import EmbedOutcome
 
-# The container answered 4xx for the request's content.
+# The container answered 4xx for the request's content (its 5xx and 429 are retried, as
+# transient, before this code sees them: aws_calls.is_transient).
 _REJECTED_INPUT = "ModelError"
 
 
