@@ -93,7 +93,7 @@ def test_the_query_parameters_the_client_sends_are_documented_and_the_required_o
             kinds.get("t", failures_offset=1, failures_limit=2)
             kinds.list_tasks(models.TaskStatus.RUNNING, offset=1, limit=2)
             kinds.cancel("t")
-            kinds.restart("t", models.RestartScope.FAILED)
+            kinds.restart("t", models.RestartScope.FAILED, attempt=1)
     assert len(api.requests) == 8
     for request in api.requests:
         parameters = OPENAPI["paths"][request.path][request.method.lower()]["parameters"]

@@ -80,20 +80,29 @@ def test_a_create_is_retried_as_the_same_request_so_it_cannot_make_two_tasks() -
     assert api.requests[0].json()["task_id"].startswith("task-")  # chosen before the first attempt
 
 
-def test_a_restart_is_not_retried_after_a_5xx_since_it_may_have_happened() -> None:
+def test_a_restart_naming_its_attempt_is_retried_after_a_5xx_since_the_service_restarts_it_once() -> None:
     replies = scripted(
-        Reply(503, {"error": {"code": "transition_in_progress", "message": "Still restarting", "request_id": "r-1"}})
+        Reply(503, {"error": {"code": "transition_in_progress", "message": "Still restarting", "request_id": "r-1"}}),
+        Reply(200, task_json("t", "pending", attempt=2)),
     )
-    with stub_api(lambda _: next(replies)) as api, pytest.raises(ApiError) as raised:
-        client(api.url, Sleeps()).upsertion.restart("t")
-    assert len(api.requests) == 1
-    assert (raised.value.code, raised.value.request_id) == ("transition_in_progress", "r-1")
+    with stub_api(lambda _: next(replies)) as api:
+        restarted = client(api.url, Sleeps()).upsertion.restart("t", attempt=1)
+    assert restarted.attempt == 2
+    assert [r.query["attempt"] for r in api.requests] == ["1", "1"]  # the same request again
 
 
-def test_a_restart_is_retried_when_throttled_before_anything_ran() -> None:
-    replies = scripted(Reply(429, {"message": "Too Many Requests"}))
+def test_a_restart_reads_the_attempt_it_restarts_when_none_is_given() -> None:
+    replies = scripted(Reply(200, task_json("t", "done", attempt=3)), Reply(200, task_json("t", "pending", attempt=4)))
     with stub_api(lambda _: next(replies)) as api:
         client(api.url, Sleeps()).upsertion.restart("t")
+    assert [r.path.rsplit("/", 1)[-1] for r in api.requests] == ["info", "restart"]
+    assert api.requests[1].query["attempt"] == "3"
+
+
+def test_a_restart_is_retried_when_throttled() -> None:
+    replies = scripted(Reply(429, {"message": "Too Many Requests"}))
+    with stub_api(lambda _: next(replies)) as api:
+        client(api.url, Sleeps()).upsertion.restart("t", attempt=1)
     assert len(api.requests) == 2
 
 
@@ -136,13 +145,13 @@ def test_no_connection_is_retried_even_for_a_restart_then_reported_as_not_sent()
     sleeps = Sleeps()
     closed = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(TransportError) as raised:
-        client(closed, sleeps, attempts=3).upsertion.restart("t")
+        client(closed, sleeps, attempts=3).upsertion.restart("t", attempt=1)
     assert raised.value.sent is False
     assert str(raised.value).startswith(f"cannot connect to {closed}: ")
     assert len(sleeps) == 2
 
 
-def test_a_lost_answer_is_retried_for_a_read_but_not_for_a_restart() -> None:
+def test_a_lost_answer_is_retried_for_a_read_and_for_a_restart_naming_its_attempt() -> None:
     calls: list[str] = []
 
     def answer(request: Request) -> Reply:
@@ -154,8 +163,5 @@ def test_a_lost_answer_is_retried_for_a_read_but_not_for_a_restart() -> None:
     with stub_api(answer) as api:
         assert client(api.url, Sleeps()).upsertion.get("t").id == "t"
         calls.clear()
-        with pytest.raises(TransportError) as raised:
-            client(api.url, Sleeps()).upsertion.restart("t")
-    assert raised.value.sent is True
-    assert "no answer from" in str(raised.value)
-    assert len(calls) == 1
+        assert client(api.url, Sleeps()).upsertion.restart("t", attempt=1).id == "t"
+    assert len(calls) == 2

@@ -74,7 +74,7 @@ def test_every_operation_is_signed_so_that_a_server_recomputing_it_accepts() -> 
         client.upsertion.get("a:b.c-d_e", failures_offset=3, failures_limit=7)
         client.upsertion.list_tasks(TaskStatus.DONE, offset=20, limit=100)
         client.upsertion.cancel("a:b.c-d_e")
-        client.deletion.restart("a:b.c-d_e", RestartScope.FAILED)
+        client.deletion.restart("a:b.c-d_e", RestartScope.FAILED, attempt=2)
         client.deletion.create("local-hash-384", ["x y", "z&w=v"], "a:b.c-d_e")
     assert verdicts == ["valid"] * 6
     # The query was sent in the form that is signed, the task id's ':' percent-encoded.

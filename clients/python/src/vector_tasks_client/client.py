@@ -54,7 +54,9 @@ CREATE = Operation("POST", "run", repeatable=True)  # idempotent by task_id, whi
 GET = Operation("GET", "info", repeatable=True)
 LIST = Operation("GET", "list", repeatable=True)
 CANCEL = Operation("PUT", "cancel", repeatable=True)  # a canceled task answers 200, unchanged
-RESTART = Operation("PUT", "restart", repeatable=False)  # twice would be two attempts, or a 409
+# Sent with the attempt it restarts, which the service moves on at most once: the same
+# request again answers with the attempt it made (README, "Retrying safely").
+RESTART = Operation("PUT", "restart", repeatable=True)
 OPERATIONS = {f"{kind.path}/{op.route}": op for kind in Kind for op in (CREATE, GET, LIST, CANCEL, RESTART)}
 
 
@@ -128,13 +130,18 @@ class TaskKindClient(Generic[TaskT]):
         query: Query = {"offset": offset, "limit": limit, "status": status.value if status else None}
         return _parse(TaskList, self._call(LIST, query))
 
-    def cancel(self, task_id: str) -> TaskT:
-        return self._task(self._call(CANCEL, {"task_id": task_id}))
+    def cancel(self, task_id: str, attempt: int | None = None) -> TaskT:
+        """Cancel the task; with `attempt`, only while it is at that attempt (else ApiError
+        attempt_mismatch), so that a retry never cancels an attempt a restart made since."""
+        return self._task(self._call(CANCEL, {"task_id": task_id, "attempt": attempt}))
 
-    def restart(self, task_id: str, scope: RestartScope = RestartScope.ALL) -> TaskT:
-        """Restart as the next attempt. Not retried after a 5xx or a lost answer (the restart may
-        have happened): such an error says so, and `get` tells."""
-        return self._task(self._call(RESTART, {"task_id": task_id, "scope": scope.value}))
+    def restart(self, task_id: str, scope: RestartScope = RestartScope.ALL, attempt: int | None = None) -> TaskT:
+        """Restart `attempt` (default: the task's attempt, read first) as the next one. Safe to
+        retry after a 5xx or a lost answer: the service restarts that attempt at most once and
+        answers every request for it with the attempt it made."""
+        if attempt is None:
+            attempt = self.get(task_id, failures_limit=1).attempt
+        return self._task(self._call(RESTART, {"task_id": task_id, "scope": scope.value, "attempt": attempt}))
 
     # -- waiting and paging ---------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from vector_tasks_client.client import CREATE, OPERATIONS, VectorTasksClient
+from vector_tasks_client.client import CREATE, OPERATIONS, RESTART, VectorTasksClient
 from vector_tasks_client.errors import CredentialsError, TransportError
 from vector_tasks_client.limits import MAX_EVENT_BYTES
 
@@ -153,8 +153,11 @@ class _Handler(BaseHTTPRequestHandler):
             if length > MAX_EVENT_BYTES:
                 return self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request_too_large", "Request Too Long")
             body = self.rfile.read(length)
-        repeatable = operation.repeatable and (operation is not CREATE or _names_task_id(body))
         query = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+        # A create is the same request again only with its task_id, a restart only with its attempt.
+        repeatable = operation.repeatable and (
+            (operation is not CREATE or _names_task_id(body)) and (operation is not RESTART or "attempt" in query)
+        )
         try:
             answer = self.console.client.transport.send(
                 operation.method, path, query=query, body=body, repeatable=repeatable

@@ -156,6 +156,8 @@ class ErrorBody(_Response):
     request_id: str | None = None
     details: list[ErrorDetail] | None = None
     status: TaskStatus | None = None
+    attempt: int | None = None  # attempt_mismatch: the attempt the task is at
+    task_id: str | None = None  # create_interrupted: the id to send the same create again with
 
 
 class ErrorResponse(_Response):

@@ -268,7 +268,9 @@ async function transition(route, params, question, label) {
   if (!shownTask) return;
   const { kind, task } = shownTask;
   if (!(await confirmed(question(task), label))) return;
-  const changed = await api("PUT", kind, route, { task_id: task.id, ...params });
+  // The attempt the operator saw: the service acts on it at most once, so the console's retries
+  // are safe, and a task restarted meanwhile is refused rather than acted on blind.
+  const changed = await api("PUT", kind, route, { task_id: task.id, attempt: task.attempt, ...params });
   state.failuresOffset = 0;
   renderDetail(kind, changed);
   await loadTasks();
