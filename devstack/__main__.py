@@ -11,6 +11,9 @@ import threading
 from pathlib import Path
 
 from devstack.stack import DevStack, DevStackConfig
+from vector_tasks_client import VectorTasksClient
+from vector_tasks_client.console import DEFAULT_PORT as CONSOLE_PORT
+from vector_tasks_client.console import ConsoleServer
 
 # Variables of this process's environment that reach every function (as `sam local invoke
 # --env-vars` would set them); nothing else of it does.
@@ -26,6 +29,12 @@ def main() -> int:
         "--opensearch-port", type=int, default=int(os.environ.get("OPENSEARCH_PORT", 9200)), help="env OPENSEARCH_PORT"
     )
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)), help="env MOTO_PORT")
+    parser.add_argument(
+        "--console-port",
+        type=int,
+        default=int(os.environ.get("CONSOLE_PORT", CONSOLE_PORT)),
+        help="operator console port (env CONSOLE_PORT)",
+    )
     parser.add_argument(
         "--retry-after",
         type=int,
@@ -78,15 +87,22 @@ def main() -> int:
             ),
         )
         stack = DevStack(config).start()
+        try:
+            console = ConsoleServer(VectorTasksClient(stack.api_url), port=args.console_port).start()
+        except OSError as exc:
+            stack.stop()
+            parser.exit(1, f"The console cannot listen on port {args.console_port}: {exc.strerror or exc}\n")
         print(f"API:        {stack.api_url}", flush=True)
         print(f"OpenSearch: {stack.opensearch_url}", flush=True)
         print(f"AWS (moto): {stack.aws_endpoint_url}", flush=True)
+        print(f"Console:    {console.url}", flush=True)
         print("Local stack ready; Ctrl-C stops it.", flush=True)
         stopping.wait()
         print("Stopping the local stack.", file=sys.stderr, flush=True)
         # Invocations cut short by the stop would log the servers' disappearance: nobody is
         # left to read it, and the one line above says what happened.
         logging.disable(logging.CRITICAL)
+        console.stop()
         stack.stop(grace=STOP_GRACE_SECONDS)
     return 0
 

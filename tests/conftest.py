@@ -11,8 +11,16 @@ from vector_tasks import wiring
 
 # Each tier's directory and the marker (declared in pyproject.toml) its tests carry, so that
 # `pytest -m "not e2e"` and the like select by tier. `slow` is applied where it belongs
-# (tests/e2e/test_scale.py).
-_TIER_MARKERS = {"e2e": "e2e", "contract": "contract", "clients": "clients", "localstack": "localstack", "aws": "aws"}
+# (tests/e2e/test_scale.py, tests/cli/test_submit.py).
+_TIER_MARKERS = {
+    "e2e": "e2e",
+    "contract": "contract",
+    "clients": "clients",
+    "cli": "cli",
+    "browser": "browser",
+    "localstack": "localstack",
+    "aws": "aws",
+}
 _TESTS = Path(__file__).parent
 
 

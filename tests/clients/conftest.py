@@ -16,7 +16,8 @@ import pytest
 from tests.support.local_stack import REPO, RunningStack, start_local_stack
 
 OPENAPI = REPO / "openapi.json"
-CLIENT_PACKAGE = "vector_tasks_client"
+# Not vector_tasks_client, the package of clients/python this tier must not shadow.
+CLIENT_PACKAGE = "generated_vector_tasks_client"
 
 
 _TIER = Path(__file__).parent

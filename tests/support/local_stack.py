@@ -33,6 +33,7 @@ class RunningStack:
     # task_id from an earlier run would be a replay instead of a new task.
     run_tag: str = ""
     sam_env_file: Path | None = None  # `make invoke`'s env-vars file for this stack
+    console_url: str | None = None  # the operator console `make run` serves beside the API
 
     @classmethod
     def at(cls, api_url: str, opensearch_url: str) -> RunningStack:
@@ -59,6 +60,10 @@ class SpawnedStack:
         return f"http://127.0.0.1:{self.ports['OPENSEARCH_PORT']}"
 
     @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['CONSOLE_PORT']}"
+
+    @property
     def aws_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['MOTO_PORT']}"
 
@@ -70,7 +75,7 @@ def spawn_devstack(
 
     `own_session`: a process group of its own, as a terminal's foreground job is for Ctrl-C.
     """
-    ports = {"PORT": free_port(), "OPENSEARCH_PORT": free_port(), "MOTO_PORT": free_port()}
+    ports = {"PORT": free_port(), "OPENSEARCH_PORT": free_port(), "MOTO_PORT": free_port(), "CONSOLE_PORT": free_port()}
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack", *args],
         cwd=REPO,
@@ -105,13 +110,17 @@ def start_local_stack(log_dir: Path) -> Iterator[RunningStack]:
     process = spawned.process
     drain: subprocess.Popen[bytes] | None = None
     try:
-        urls = dict(line.split(":", 1) for line in spawned.banner if line.startswith(("API:", "OpenSearch:")))
+        urls = dict(
+            line.split(":", 1) for line in spawned.banner if line.startswith(("API:", "OpenSearch:", "Console:"))
+        )
         assert urls["API"].strip() == spawned.api_url
         assert urls["OpenSearch"].strip() == spawned.opensearch_url
+        assert urls["Console"].strip() == spawned.console_url
         # Keep draining stdout (handler logs) so the stack never blocks on a full pipe.
         drain = subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
         running = RunningStack.at(spawned.api_url, spawned.opensearch_url)
         running.sam_env_file = sam_env
+        running.console_url = spawned.console_url
         yield running
     finally:
         process.terminate()
