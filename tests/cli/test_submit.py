@@ -172,7 +172,7 @@ def test_failed_lines_are_exported_and_submitted_again(
     assert again.code == 0, again.err
     (retry_id,) = _task_ids(again.out)
     task = local_stack.api.get(f"/internal/upsertion-tasks/info?task_id={retry_id}")
-    assert task["progress"] == {"total": 50, "succeeded": 50, "failed": 0, "pending": 0}
+    assert task["progress"] == {"total": 50, "succeeded": 50, "failed": 0, "pending": 0, "superseded": 0}
 
 
 def test_deletion_failures_are_exported_as_ids_and_submitted_again(

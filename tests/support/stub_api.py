@@ -111,7 +111,7 @@ def task_json(
         "status": status,
         "created_at": created_at,
         "updated_at": created_at,
-        "progress": {"total": total, "succeeded": succeeded, "failed": failed, "pending": pending},
+        "progress": {"total": total, "succeeded": succeeded, "failed": failed, "pending": pending, "superseded": 0},
         "attempt": attempt,
         "error": None,
         "failures_next_offset": failures_next_offset,

@@ -140,7 +140,8 @@ def _kind(args: argparse.Namespace) -> Kind:
 
 def _progress_line(task: TaskSummary) -> str:
     p = task.progress
-    return f"{p.processed:,}/{p.total:,} items, {p.succeeded:,} succeeded, {p.failed:,} failed"
+    superseded = f" ({p.superseded:,} superseded by newer tasks)" if p.superseded else ""
+    return f"{p.processed:,}/{p.total:,} items, {p.succeeded:,} succeeded{superseded}, {p.failed:,} failed"
 
 
 def _each(task_ids: Sequence[str], io: Io, kind: Kind, action: Callable[[str], None]) -> ExitCode:

@@ -85,6 +85,8 @@ class Progress(_Response):
     succeeded: int = Field(ge=0)
     failed: int = Field(ge=0)
     pending: int
+    # Of `succeeded`: writes a more recently accepted attempt had already overtaken.
+    superseded: int = Field(ge=0)
 
     @property
     def processed(self) -> int:

@@ -217,7 +217,8 @@ function renderDetail(kind, task) {
     element(
       "span",
       { class: "meta" },
-      ` ${formatCount(p.succeeded)} succeeded, ${formatCount(p.failed)} failed, ${formatCount(p.pending)} pending`,
+      ` ${formatCount(p.succeeded)} succeeded${p.superseded ? ` (${formatCount(p.superseded)} superseded by newer tasks)` : ""}, ` +
+        `${formatCount(p.failed)} failed, ${formatCount(p.pending)} pending`,
     ),
   );
   $("detail-created").textContent = formatTime(task.created_at);
