@@ -59,8 +59,7 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "attempt, which the same write refuses anyway"
     ),
     ("reconcile", "86:16 return None"): (
-        "_partition's False when a budget runs out: the caller only tests it for truth, and None is "
-        "false as well"
+        "_partition's False when a budget runs out: the caller only tests it for truth, and None is false as well"
     ),
     ("model", "60:7 <= -> <"): (
         "the length test is a short cut: a detail it no longer takes goes to the exact size test, "

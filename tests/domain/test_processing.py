@@ -364,5 +364,5 @@ def test_a_chunk_whose_items_were_never_stored_fails_the_task_at_once(
     failed = now(store)
     assert failed.status is TaskStatus.FAILED
     assert failed.error is not None
-    assert "items were never stored (chunk 0 of CHUNK is missing)" in failed.error
+    assert "items are not stored (chunk 0 of CHUNK is missing)" in failed.error
     assert "Create the task again" in failed.error

@@ -16,7 +16,13 @@ from devstack.event_sources import poller_for, pollers_for
 from devstack.lambda_runtime import in_process_functions
 from devstack.permissions import Permissions
 from devstack.resources import create_resources
-from devstack.template import LOCAL_PSEUDO_PARAMETERS, SqsEventSource, Template, load_template
+from devstack.template import (
+    LOCAL_PSEUDO_PARAMETERS,
+    SqsEventSource,
+    Template,
+    load_template,
+    local_opensearch_parameters,
+)
 
 
 class InProcessStack:
@@ -24,7 +30,7 @@ class InProcessStack:
         """`document`: template.yaml as loaded, or a variant of it (e.g. a role with an action less)."""
         self.template = Template(
             document if document is not None else load_template(),
-            parameters={"ExistingOpenSearchEndpoint": opensearch_url, "OpenSearchAuth": "none"},
+            parameters=local_opensearch_parameters(opensearch_url),
             pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
         self.permissions = Permissions(self.template)  # each function's calls checked against its role
@@ -34,7 +40,10 @@ class InProcessStack:
         self.routes = {route: fn for fn in self.functions.values() for route in fn.spec.routes}
         self.sqs = boto3.client("sqs")
         self.sfn = boto3.client("stepfunctions")
-        self.pollers = pollers_for(self.template, self.functions.values(), self.sqs, retry_after=0)
+        self.events = boto3.client("events")
+        self.pollers = pollers_for(
+            self.template, self.functions.values(), self.sqs, boto3.client("dynamodbstreams"), retry_after=0
+        )
 
     def queue_url(self, logical_id: str) -> str:
         return self.template.physical[logical_id]["QueueUrl"]

@@ -20,6 +20,7 @@ from vector_tasks.adapters.vector_index import (
     make_client,
 )
 from vector_tasks.domain.errors import TaskCannotRun
+from vector_tasks.domain.model import TaskKind
 from vector_tasks.domain.registry import default_registry
 from vector_tasks.domain.vectorize import VectorDocument
 
@@ -39,11 +40,13 @@ class ScriptedClient:
     def __init__(self, *responses: Any) -> None:
         self.responses = list(responses)
         self.bodies: list[list[dict[str, Any]]] = []
+        self.paths: list[str] = []
         self.timeouts: list[float] = []
         self.indices = ScriptedIndices()
 
-    def bulk(self, body: list[dict[str, Any]], request_timeout: float) -> dict[str, Any]:
+    def bulk(self, body: list[dict[str, Any]], index: str, request_timeout: float) -> dict[str, Any]:
         self.bodies.append(body)
+        self.paths.append(f"/{index}/_bulk")
         self.timeouts.append(request_timeout)
         response = self.responses.pop(0)
         if isinstance(response, Exception):
@@ -52,11 +55,16 @@ class ScriptedClient:
 
 
 def index_with(
-    client: ScriptedClient, attempts: int = 3, clock: FakeClock | None = None, jitter: float = 0.5
+    client: ScriptedClient,
+    attempts: int = 3,
+    clock: FakeClock | None = None,
+    jitter: float = 0.5,
+    retried: list[TaskKind] | None = None,
 ) -> OpenSearchVectorIndex:
     clock = clock or FakeClock()
     policy = RetryPolicy(attempts=attempts, rng=FixedJitter(jitter), clock=clock)
-    return OpenSearchVectorIndex(lambda: client, retry=policy, sleep=clock.sleep)  # type: ignore[arg-type,return-value]
+    on_retry = retried.append if retried is not None else None
+    return OpenSearchVectorIndex(lambda: client, retry=policy, sleep=clock.sleep, on_bulk_retry=on_retry)  # type: ignore[arg-type,return-value]
 
 
 def docs(*ids: str) -> list[VectorDocument]:
@@ -79,8 +87,29 @@ def test_rejected_items_become_failures_with_the_opensearch_reason() -> None:
 def test_items_rejected_with_429_are_retried_alone() -> None:
     busy = {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}}
     client = ScriptedClient({"items": [ok(), busy]}, {"items": [ok()]})
-    assert index_with(client).upsert(SPEC, docs("a", "b"), "t", LATER) == []
+    retried: list[TaskKind] = []
+    assert index_with(client, retried=retried).upsert(SPEC, docs("a", "b"), "t", LATER) == []
     assert [line["index"]["_id"] for line in client.bodies[1] if "index" in line] == ["b"]
+    assert retried == [TaskKind.UPSERTION]  # one _bulk sent again: BulkRetries
+
+
+def test_bulk_names_its_index_in_the_path_never_in_the_actions() -> None:
+    """The domain refuses explicit indexes (allow_explicit_index false): the path is what the
+    access policy and the worker's es permission scope (domain/NAME/vectors-*)."""
+    client = ScriptedClient({"items": [ok()]}, {"items": [ok("delete")]})
+    index = index_with(client)
+    index.upsert(SPEC, docs("a"), "t", LATER)
+    index.delete(SPEC, ["a"], LATER)
+    assert client.paths == [f"/{SPEC.index_name}/_bulk"] * 2
+    actions = [line for body in client.bodies for line in body if "index" in line or "delete" in line]
+    assert actions == [{"index": {"_id": "a"}}, {"delete": {"_id": "a"}}]
+
+
+def test_transient_failures_of_a_deletion_count_as_its_retries() -> None:
+    client = ScriptedClient(TransportError(503, "unavailable"), {"items": [ok("delete")]})
+    retried: list[TaskKind] = []
+    assert index_with(client, retried=retried).delete(SPEC, ["a"], LATER) == []
+    assert retried == [TaskKind.DELETION]
 
 
 def test_transient_request_errors_are_retried_then_hand_the_chunk_back() -> None:

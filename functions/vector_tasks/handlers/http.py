@@ -21,6 +21,7 @@ from vector_tasks.domain.errors import (
     DomainError,
     InvalidTransition,
     ItemNotUnicode,
+    ItemsExpired,
     ItemTooLarge,
     NothingToRetry,
     RequestTooLarge,
@@ -32,7 +33,7 @@ from vector_tasks.domain.errors import (
 from vector_tasks.domain.limits import MAX_REQUEST_BODY_BYTES, MAX_TASK_ID_LENGTH, TASK_ID_PATTERN
 from vector_tasks.domain.model import TaskStatus
 from vector_tasks.models.api import ErrorBody, ErrorDetail, ErrorResponse
-from vector_tasks.observability import logger, metrics, tracer
+from vector_tasks.observability import logger, metrics, traced
 
 # Same rule as task_id in a create body.
 TaskIdQuery = Annotated[
@@ -121,6 +122,7 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[HTTPStatus, str]] = {
     AttemptMismatch: (HTTPStatus.CONFLICT, "attempt_mismatch"),
     CreateInterrupted: (HTTPStatus.INTERNAL_SERVER_ERROR, "create_interrupted"),
     NothingToRetry: (HTTPStatus.CONFLICT, "nothing_to_retry"),
+    ItemsExpired: (HTTPStatus.CONFLICT, "items_expired"),
     TransitionStillRunning: (HTTPStatus.SERVICE_UNAVAILABLE, "transition_in_progress"),
     UnknownEmbeddingModel: (HTTPStatus.UNPROCESSABLE_ENTITY, "unknown_embedding_model"),
     ItemTooLarge: (HTTPStatus.UNPROCESSABLE_ENTITY, "item_too_large"),
@@ -245,7 +247,7 @@ def entry_point(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Lambda
     """The Lambda handler for a resolver: logging, tracing, metrics, and the body size limit."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-    @tracer.capture_lambda_handler
+    @traced
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request_id = (event.get("requestContext") or {}).get("requestId")
