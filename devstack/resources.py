@@ -42,7 +42,10 @@ def _create_table(
 ) -> dict[str, str]:
     client = session.client("dynamodb")
     name = f"{template.values['AWS::StackName']}-{logical_id}"
-    client.create_table(TableName=name, **{k: template.resolve(props[k]) for k in _TABLE_KEYS if k in props})
+    arguments = {k: template.resolve(props[k]) for k in _TABLE_KEYS if k in props}
+    if "StreamSpecification" in arguments:  # CloudFormation's form has no StreamEnabled; the API's does
+        arguments["StreamSpecification"] = {"StreamEnabled": True, **arguments["StreamSpecification"]}
+    client.create_table(TableName=name, **arguments)
     client.get_waiter("table_exists").wait(TableName=name)
     if "TimeToLiveSpecification" in props:
         # Kept for fidelity; neither moto nor DynamoDB Local deletes expired items on time.

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 
 from devstack.api_gateway import integrate, proxy_event
-from devstack.event_sources import poller_for, pollers_for
+from devstack.event_sources import SqsPoller, poller_for, pollers_for
 from devstack.lambda_runtime import in_process_functions
 from devstack.permissions import Permissions
 from devstack.resources import create_resources
@@ -23,6 +23,7 @@ from devstack.template import (
     load_template,
     local_opensearch_parameters,
 )
+from tests.support.event_tap import EventTap
 
 
 class InProcessStack:
@@ -44,6 +45,10 @@ class InProcessStack:
         self.pollers = pollers_for(
             self.template, self.functions.values(), self.sqs, boto3.client("dynamodbstreams"), retry_after=0
         )
+
+    def event_tap(self) -> EventTap:
+        """A consumer of the completion events on the bus the template names (the default bus)."""
+        return EventTap(self.events, self.sqs, self.template.values["EventBusName"])
 
     def queue_url(self, logical_id: str) -> str:
         return self.template.physical[logical_id]["QueueUrl"]
@@ -95,13 +100,15 @@ class InProcessStack:
         return task
 
     def drain(self, max_batches: int = 2000) -> int:
-        """Deliver queued messages (retries and dead letters included) until every queue is empty."""
+        """Deliver queued messages (retries and dead letters included) and the table's stream
+        records until every queue is empty and the stream read to its end; returns the queue
+        messages delivered."""
         delivered = 0
         for _ in range(max_batches):
-            round_total = sum(p.poll_once() for p in self.pollers)
-            if round_total == 0:
+            read = {poller: poller.poll_once() for poller in self.pollers}
+            if not any(read.values()):
                 return delivered
-            delivered += round_total
+            delivered += sum(n for poller, n in read.items() if isinstance(poller, SqsPoller))
         raise AssertionError(f"queues still not empty after {max_batches} batches")
 
     def deliver_to_worker(self, max_messages: int) -> int:
