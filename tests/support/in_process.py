@@ -99,13 +99,14 @@ class InProcessStack:
         assert status == 200, task
         return task
 
-    def drain(self, max_batches: int = 2000) -> int:
+    def drain(self, max_batches: int = 2000, streams: bool = True) -> int:
         """Deliver queued messages (retries and dead letters included) and the table's stream
         records until every queue is empty and the stream read to its end; returns the queue
-        messages delivered."""
+        messages delivered. `streams=False` leaves the stream unread (its records wait)."""
+        pollers = [p for p in self.pollers if streams or isinstance(p, SqsPoller)]
         delivered = 0
         for _ in range(max_batches):
-            read = {poller: poller.poll_once() for poller in self.pollers}
+            read = {poller: poller.poll_once() for poller in pollers}
             if not any(read.values()):
                 return delivered
             delivered += sum(n for poller, n in read.items() if isinstance(poller, SqsPoller))

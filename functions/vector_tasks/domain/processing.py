@@ -24,6 +24,7 @@ from vector_tasks.domain.model import (
     TaskStatus,
     item_object_id,
     utc_now,
+    without_internals,
 )
 from vector_tasks.domain.ports import ChunkMetrics, NoChunkMetrics, TaskStore
 
@@ -123,8 +124,13 @@ class ChunkProcessor:
             return None
 
     def _fail(self, task: Task, error: str) -> None:
+        """End the task failed with `error`, which may quote a provider (ARNs are left out)."""
         self._store.transition(
-            task, TaskStatus.FAILED, expect=(TaskStatus.PENDING, TaskStatus.RUNNING), now=utc_now(), error=error
+            task,
+            TaskStatus.FAILED,
+            expect=(TaskStatus.PENDING, TaskStatus.RUNNING),
+            now=utc_now(),
+            error=without_internals(error),
         )
 
     def process(self, ref: ChunkRef, deadline: float) -> Delivery:
