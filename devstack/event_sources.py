@@ -247,6 +247,13 @@ class StreamPoller:
         if self.running:
             self._thread.join(timeout)
 
+    def follow(self, stream_arn: str) -> None:
+        """Read `stream_arn` from its start position on: the table's stream was replaced (its
+        mapping is recreated on the new one, as on AWS)."""
+        self.stream_arn = stream_arn
+        self._checkpoint.clear()
+        self._attempts, self._batch_size = 0, self.source.batch_size
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:

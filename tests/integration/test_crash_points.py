@@ -272,8 +272,9 @@ class Harness:
         self.forget(created)
 
     def forget(self, created: list[Created]) -> None:
-        """Delete what the scenario's tasks stored: moto's queries read every item, so a table
-        that grew with each scenario would slow down every later one."""
+        """Delete what the scenario's tasks stored, and start a new stream: moto's queries read
+        every item, and its transactions copy the table with every stream record, so a table
+        or stream that grew with each scenario would slow down every later one."""
         with self.table.batch_writer() as batch:
             for task in created:
                 keys = self.table.query(
@@ -281,6 +282,7 @@ class Harness:
                 )["Items"]
                 for key in keys:
                     batch.delete_item(Key=key)
+        self.stack.new_stream()
 
 
 # -- the paths -------------------------------------------------------------------------------
