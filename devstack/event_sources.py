@@ -30,6 +30,8 @@ from devstack.template import LOCAL_REGION, SqsEventSource, StreamEventSource, T
 
 log = logging.getLogger("devstack.sqs")
 IDLE_PAUSE_SECONDS = 0.1
+# Lambda reads each shard of a stream about four times a second.
+STREAM_IDLE_PAUSE_SECONDS = 0.25
 
 
 class SqsPoller:
@@ -228,6 +230,8 @@ class StreamPoller:
             else None
         )
         self._checkpoint: dict[str, str] = {}  # shard -> the last sequence number done with
+        self._shards: list[str] | None = None  # read once, as the mapping lists them at start
+        self._iterators: dict[str, str] = {}  # shard -> where to read next, when it follows the checkpoint
         self._attempts = 0  # failed invocations of the batch at the checkpoint
         self._batch_size = source.batch_size
         self._stop = threading.Event()
@@ -247,18 +251,11 @@ class StreamPoller:
         if self.running:
             self._thread.join(timeout)
 
-    def follow(self, stream_arn: str) -> None:
-        """Read `stream_arn` from its start position on: the table's stream was replaced (its
-        mapping is recreated on the new one, as on AWS)."""
-        self.stream_arn = stream_arn
-        self._checkpoint.clear()
-        self._attempts, self._batch_size = 0, self.source.batch_size
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 if not self.poll_once():
-                    self._stop.wait(IDLE_PAUSE_SECONDS)
+                    self._stop.wait(STREAM_IDLE_PAUSE_SECONDS)
             except Exception:  # keep polling, as the Lambda service does; the error is logged
                 log.exception("polling %s failed", self.stream_arn)
                 self._stop.wait(1)
@@ -275,6 +272,12 @@ class StreamPoller:
             "eventSourceARN": self.stream_arn,
         }
 
+    def restart(self) -> None:
+        """As a new poller of the mapping (Lambda replaces them): it lists the shards again and
+        resumes each after the last record done with."""
+        self._shards = None
+        self._iterators.clear()
+
     def _matches(self, record: dict[str, Any]) -> bool:
         patterns = self.source.filter_patterns
         return not patterns or any(pattern_matches(p, record) for p in patterns)
@@ -282,14 +285,16 @@ class StreamPoller:
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Read the next records of each shard and hand the matching ones to the function;
         returns how many records were read (0: the stream has nothing new)."""
-        read = 0
-        with acting_as(self.function.role, self.function.spec.logical_id):
-            shards = self._streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
-        for shard in shards:
-            read += self._poll_shard(shard["ShardId"])
-        return read
+        if self._shards is None:
+            with acting_as(self.function.role, self.function.spec.logical_id):
+                described = self._streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+            self._shards = [shard["ShardId"] for shard in described["Shards"]]
+        return sum(self._poll_shard(shard_id) for shard_id in self._shards)
 
-    def _poll_shard(self, shard_id: str) -> int:
+    def _iterator(self, shard_id: str) -> str:
+        """Where to read: the iterator the last read returned, or one at the checkpoint."""
+        if shard_id in self._iterators:
+            return self._iterators.pop(shard_id)
         after = self._checkpoint.get(shard_id)
         position: dict[str, str] = (
             {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
@@ -297,9 +302,15 @@ class StreamPoller:
             else {"ShardIteratorType": self.source.starting_position}
         )
         with acting_as(self.function.role, self.function.spec.logical_id):
-            iterator = self._streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard_id, **position)
-            records = self._streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)["Records"]
+            answer = self._streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard_id, **position)
+        return str(answer["ShardIterator"])
+
+    def _poll_shard(self, shard_id: str) -> int:
+        with acting_as(self.function.role, self.function.spec.logical_id):
+            answer = self._streams.get_records(ShardIterator=self._iterator(shard_id), Limit=1000)
+        records = answer["Records"]
         if not records:
+            self._iterators[shard_id] = answer["NextShardIterator"]
             return 0
         # Filtered out records are done with; the batch is the first BatchSize matching ones.
         batch: list[dict[str, Any]] = []
@@ -318,6 +329,8 @@ class StreamPoller:
         self._attempts, self._batch_size = 0, self.source.batch_size
         assert last_done is not None
         self._checkpoint[shard_id] = last_done
+        if last_done == records[-1]["dynamodb"]["SequenceNumber"]:  # read to the end: go on from there
+            self._iterators[shard_id] = answer["NextShardIterator"]
         return len(records)
 
     def _invoke(self, batch: list[dict[str, Any]]) -> int | None:

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 
 from devstack.api_gateway import integrate, proxy_event
-from devstack.event_sources import SqsPoller, StreamPoller, poller_for, pollers_for
+from devstack.event_sources import SqsPoller, poller_for, pollers_for
 from devstack.lambda_runtime import in_process_functions
 from devstack.permissions import Permissions
 from devstack.resources import create_resources
@@ -49,21 +49,6 @@ class InProcessStack:
     def event_tap(self) -> EventTap:
         """A consumer of the completion events on the bus the template names (the default bus)."""
         return EventTap(self.events, self.sqs, self.template.values["EventBusName"])
-
-    def new_stream(self) -> None:
-        """Replace the task table's stream by a new, empty one (disable, enable), its role and
-        poller following it. moto keeps every stream record and copies them with the table on
-        each transaction: a long-lived stack (the crash points) calls this to stay fast."""
-        client = boto3.client("dynamodb")
-        view = {"StreamViewType": "NEW_AND_OLD_IMAGES"}
-        client.update_table(TableName=self.table_name, StreamSpecification={"StreamEnabled": False})
-        client.update_table(TableName=self.table_name, StreamSpecification={"StreamEnabled": True, **view})
-        stream_arn = client.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
-        self.template.physical["TaskTable"]["StreamArn"] = stream_arn
-        for poller in self.pollers:
-            if isinstance(poller, StreamPoller):
-                poller.function.role = self.permissions.role(poller.function.spec.logical_id)
-                poller.follow(stream_arn)
 
     def queue_url(self, logical_id: str) -> str:
         return self.template.physical[logical_id]["QueueUrl"]

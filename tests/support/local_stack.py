@@ -33,6 +33,7 @@ class RunningStack:
     # task_id from an earlier run would be a replay instead of a new task.
     run_tag: str = ""
     sam_env_file: Path | None = None  # `make invoke`'s env-vars file for this stack
+    aws_url: str | None = None  # the local stack's moto, where its events, queues and tables are
 
     @classmethod
     def at(cls, api_url: str, opensearch_url: str) -> RunningStack:
@@ -112,6 +113,7 @@ def start_local_stack(log_dir: Path) -> Iterator[RunningStack]:
         drain = subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
         running = RunningStack.at(spawned.api_url, spawned.opensearch_url)
         running.sam_env_file = sam_env
+        running.aws_url = spawned.aws_url
         yield running
     finally:
         process.terminate()

@@ -149,7 +149,7 @@ def test_openapi_names_operations_as_the_spec_does() -> None:
 
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 needs_checkov = pytest.mark.skipif(
-    not CHECKOV.exists(), reason="checkov lives in .venv-checkov: run `make checkov-venv` (make test does)"
+    not CHECKOV.exists(), reason="checkov lives in .venv-checkov: run `make checkov` (make test creates it)"
 )
 
 
