@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from devstack.lambda_runtime import LocalFunction
 from devstack.permissions import acting_as
@@ -34,7 +34,52 @@ IDLE_PAUSE_SECONDS = 0.1
 STREAM_IDLE_PAUSE_SECONDS = 0.25
 
 
-class SqsPoller:
+class EventSourcePoller:
+    """What SqsPoller and StreamPoller share: the thread that polls an event source until asked to stop, as the Lambda service does:
+    `poll_once` again at once while there is work, after `idle_pause` when there is none, and
+    after a second when a poll failed (logged)."""
+
+    function: LocalFunction
+    idle_pause: float
+    source_name: str  # for the log
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """No new batch is taken; one under way goes on until `join` gives up on it."""
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        if self.running:
+            self._thread.join(timeout)
+
+    def poll_once(self, wait_seconds: int = 0) -> int:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.poll_once():
+                    self._stop.wait(self.idle_pause)
+            except Exception:  # keep polling, as the Lambda service does; the error is logged
+                log.exception("polling %s failed", self.source_name)
+                self._stop.wait(1)
+
+
+class SqsPoller(EventSourcePoller):
+    # Short polls with a client-side pause: a long poll would hold the serialised moto server
+    # (devstack.moto_server) for its whole wait.
+    idle_pause = IDLE_PAUSE_SECONDS
+
     def __init__(
         self,
         function: LocalFunction,
@@ -52,36 +97,8 @@ class SqsPoller:
         self._sqs = sqs
         self._region = region
         self._retry_after = retry_after
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"sqs-{function.spec.logical_id}-{source.queue_logical_id}", daemon=True
-        )
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        """No new batch is taken; one under way goes on until `join` gives up on it."""
-        self._stop.set()
-
-    def join(self, timeout: float) -> None:
-        if self.running:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                # Short polls with a client-side pause: a long poll would hold the serialised
-                # moto server (devstack.moto_server) for its whole wait.
-                if not self.poll_once(wait_seconds=0):
-                    self._stop.wait(IDLE_PAUSE_SECONDS)
-            except Exception:  # keep polling, as the Lambda service does; the error is logged
-                log.exception("polling %s failed", self.queue_arn)
-                self._stop.wait(1)
+        self.source_name = queue_arn
+        super().__init__(f"sqs-{function.spec.logical_id}-{source.queue_logical_id}")
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -140,17 +157,6 @@ class SqsPoller:
         return len(records)
 
 
-class EventSourcePoller(Protocol):
-    function: LocalFunction
-
-    @property
-    def running(self) -> bool: ...
-    def start(self) -> None: ...
-    def request_stop(self) -> None: ...
-    def join(self, timeout: float) -> None: ...
-    def poll_once(self, wait_seconds: int = 0) -> int: ...
-
-
 def pollers_for(
     template: Template,
     functions: Iterable[LocalFunction],
@@ -207,7 +213,9 @@ def check_pattern(pattern: dict[str, Any]) -> None:
             raise ValueError(f"filter pattern {key}: {expected!r}: only exact values are supported locally")
 
 
-class StreamPoller:
+class StreamPoller(EventSourcePoller):
+    idle_pause = STREAM_IDLE_PAUSE_SECONDS
+
     def __init__(
         self,
         function: LocalFunction,
@@ -234,31 +242,8 @@ class StreamPoller:
         self._iterators: dict[str, str] = {}  # shard -> where to read next, when it follows the checkpoint
         self._attempts = 0  # failed invocations of the batch at the checkpoint
         self._batch_size = source.batch_size
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"stream-{function.spec.logical_id}", daemon=True)
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float) -> None:
-        if self.running:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if not self.poll_once():
-                    self._stop.wait(STREAM_IDLE_PAUSE_SECONDS)
-            except Exception:  # keep polling, as the Lambda service does; the error is logged
-                log.exception("polling %s failed", self.stream_arn)
-                self._stop.wait(1)
+        self.source_name = stream_arn
+        super().__init__(f"stream-{function.spec.logical_id}")
 
     def _record(self, record: dict[str, Any]) -> dict[str, Any]:
         """A stream record as Lambda hands it to the function."""
