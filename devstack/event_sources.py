@@ -35,9 +35,9 @@ STREAM_IDLE_PAUSE_SECONDS = 0.25
 
 
 class EventSourcePoller:
-    """What SqsPoller and StreamPoller share: the thread that polls an event source until asked to stop, as the Lambda service does:
-    `poll_once` again at once while there is work, after `idle_pause` when there is none, and
-    after a second when a poll failed (logged)."""
+    """What SqsPoller and StreamPoller share: the thread that polls an event source until asked
+    to stop, as the Lambda service does: `poll_once` again at once while there is work, after
+    `idle_pause` when there is none, and after a second when a poll failed (logged)."""
 
     function: LocalFunction
     idle_pause: float
