@@ -257,6 +257,14 @@ class StreamPoller(EventSourcePoller):
             "eventSourceARN": self.stream_arn,
         }
 
+    def follow(self, stream_arn: str) -> None:
+        """Read `stream_arn` from its start position on: the table was made anew, with a new stream
+        (its mapping recreated on it, as on AWS)."""
+        self.stream_arn = self.source_name = stream_arn
+        self._checkpoint.clear()
+        self.restart()
+        self._attempts, self._batch_size = 0, self.source.batch_size
+
     def restart(self) -> None:
         """As a new poller of the mapping (Lambda replaces them): it lists the shards again and
         resumes each after the last record done with."""

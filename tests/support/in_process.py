@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 
 from devstack.api_gateway import integrate, proxy_event
-from devstack.event_sources import SqsPoller, poller_for, pollers_for
+from devstack.event_sources import SqsPoller, StreamPoller, poller_for, pollers_for
 from devstack.lambda_runtime import in_process_functions
 from devstack.permissions import Permissions
 from devstack.resources import create_resources
@@ -35,7 +35,8 @@ class InProcessStack:
             pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
         self.permissions = Permissions(self.template)  # each function's calls checked against its role
-        create_resources(self.template, boto3.Session(), permissions=self.permissions)
+        self._session = boto3.Session()  # kept: a session's first client of a service costs 0.2 s
+        create_resources(self.template, self._session, permissions=self.permissions)
         self.environment = self.template.shared_environment()
         self.functions = {fn.spec.logical_id: fn for fn in in_process_functions(self.template, self.permissions)}
         self.routes = {route: fn for fn in self.functions.values() for route in fn.spec.routes}
@@ -49,6 +50,19 @@ class InProcessStack:
     def event_tap(self) -> EventTap:
         """A consumer of the completion events on the bus the template names (the default bus)."""
         return EventTap(self.events, self.sqs, self.template.values["EventBusName"])
+
+    def recreate_table(self) -> None:
+        """The task table made anew, empty, with a new stream that its consumer's role and poller
+        follow. moto copies the table with every stream record it ever made on each
+        transaction, so a long-lived stack (the crash points) starts each scenario from here."""
+        client = self._session.client("dynamodb")
+        client.update_table(TableName=self.table_name, DeletionProtectionEnabled=False)
+        client.delete_table(TableName=self.table_name)
+        create_resources(self.template, self._session, only={"AWS::DynamoDB::Table"}, permissions=self.permissions)
+        for poller in self.pollers:
+            if isinstance(poller, StreamPoller):
+                poller.function.role = self.permissions.role(poller.function.spec.logical_id)
+                poller.follow(self.template.physical["TaskTable"]["StreamArn"])
 
     def queue_url(self, logical_id: str) -> str:
         return self.template.physical[logical_id]["QueueUrl"]

@@ -265,7 +265,7 @@ class DynamoTaskStore:
         update = "SET #status = :to, status_pk = :status_pk, updated_at = :now, #error = :error"
         if to in TERMINAL_STATUSES:
             update += f", {EXPIRES_AT} = :expires_at"
-            values[":expires_at"] = self._retention.task_expires_at(now)
+            values[":expires_at"] = self._retention.task_expires_at(utc_now())
         else:
             update += f" REMOVE {EXPIRES_AT}"
         try:
@@ -368,7 +368,8 @@ class DynamoTaskStore:
         False when the chunk was already recorded for this attempt or the task has moved on to
         another attempt or to a status that no longer counts work.
         """
-        result = result_item(ref, outcome, self._retention.items_expire_at(now))
+        # Expiry runs on the wall clock, as DynamoDB's TTL does (`now` is the caller's event time).
+        result = result_item(ref, outcome, self._retention.items_expire_at(utc_now()))
         transaction = [
             {
                 "Put": {
