@@ -14,12 +14,14 @@ PYTEST_ARGS ?=
 PYTHON311 ?= $(shell (pyenv prefix 3.11 >/dev/null 2>&1 && echo "$$(pyenv prefix 3.11)/bin/python3.11") || command -v python3.11)
 MINILM := .venv-minilm
 LOCALSTACK := .venv-localstack
+# checkov pins its own boto3, networkx and more: a venv of its own.
+CHECKOV := .venv-checkov
 # Written by `make run` at start: each function's environment pointing at that stack.
 SAM_ENV_FILE ?= .devstack/sam-env.json
 # Debian's chromium, which the browser tier (tests/browser) drives through playwright-core.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help setup tools chromium minilm run run-minilm benchmark-minilm coldstart mutation test test-fast test-localstack test-aws lint format validate build invoke deploy openapi clean
+.PHONY: help setup tools chromium checkov minilm run run-minilm benchmark-minilm coldstart mutation test test-fast test-localstack test-aws lint format validate build invoke deploy openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +38,11 @@ node_modules/.installed: package.json package-lock.json
 $(TOOLS)/.installed: requirements-tools.txt
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	touch $@
+
+$(CHECKOV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
 $(LOCALSTACK)/.installed: requirements-localstack.txt
@@ -64,6 +71,9 @@ chromium: $(CHROMIUM) ## Debian's chromium for the browser tier (apt-get; nothin
 
 tools: $(TOOLS)/.installed ## Create .venv-tools with SAM CLI and cfn-lint
 
+checkov: $(CHECKOV)/.installed ## checkov (pinned, offline) on template.yaml; every suppression is in the template with its reason
+	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
+
 run: setup ## Start the local stack (API on PORT or 3000, console on CONSOLE_PORT or 3001, OpenSearch on OPENSEARCH_PORT or 9200)
 	$(BIN)/python -m devstack
 
@@ -81,7 +91,7 @@ coldstart: setup ## Per function of template.yaml: import time of its handler mo
 mutation: setup ## Mutation testing of domain/: one AST change at a time against the tests that cover it; scores per module (MODULES=... to choose)
 	$(BIN)/python -m benchmarks.mutation $(MODULES)
 
-test: setup tools node_modules/.installed $(CHROMIUM) ## Run every test tier that can run here, template checks included
+test: setup tools $(CHECKOV)/.installed node_modules/.installed $(CHROMIUM) ## Run every test tier that can run here, template checks included
 	$(BIN)/pytest --ignore=tests/contract $(PYTEST_ARGS)
 	# DynamoDB Local listens on every interface: its tier runs in a private network namespace.
 	scripts/private-net $(BIN)/pytest tests/contract $(PYTEST_ARGS)
@@ -124,4 +134,4 @@ openapi: setup ## Regenerate openapi.json from the code
 	PYTHONPATH=functions $(BIN)/python -m vector_tasks.handlers.openapi > openapi.json
 
 clean: ## Remove virtualenvs and build output
-	rm -rf $(VENV) $(TOOLS) $(MINILM) $(LOCALSTACK) .aws-sam .devstack node_modules
+	rm -rf $(VENV) $(TOOLS) $(MINILM) $(LOCALSTACK) $(CHECKOV) .aws-sam .devstack node_modules

@@ -39,8 +39,9 @@ from devstack.template import LOCAL_ACCOUNT, LOCAL_REGION, Template
 
 log = logging.getLogger("devstack.permissions")
 
-# The AWS managed policies SAM attaches to the roles it creates. They have no document in the
-# template; these are their actions (all on Resource "*"). An ARN not listed here fails loudly.
+# The AWS managed policies the roles use: those SAM attaches to the roles it creates, and the
+# X-Ray one the template's own roles attach. They have no document in the template; these are
+# their actions (all on Resource "*"). An ARN not listed here fails loudly.
 AWS_MANAGED_POLICIES: dict[str, tuple[str, ...]] = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": (
         "logs:CreateLogGroup",
@@ -53,14 +54,6 @@ AWS_MANAGED_POLICIES: dict[str, tuple[str, ...]] = {
         "xray:GetSamplingRules",
         "xray:GetSamplingTargets",
         "xray:GetSamplingStatisticSummaries",
-    ),
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": (
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:GetQueueAttributes",
-        "logs:CreateLogGroup",
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
     ),
 }
 
@@ -186,6 +179,11 @@ def authorization_requests(prefix: str, operation: str, params: dict[str, Any], 
             return [(f"dynamodb:{operation}", _table_arn(region, table)) for table in params["RequestItems"]]
         if "TableName" in params:
             return [(f"dynamodb:{operation}", _table_arn(region, params["TableName"], params.get("IndexName")))]
+        if "StreamArn" in params:  # DynamoDB Streams (signed as dynamodb): DescribeStream, GetShardIterator
+            return [(f"dynamodb:{operation}", params["StreamArn"])]
+        if "ShardIterator" in params:
+            # Opaque on AWS, which authorizes it as its stream; moto's names the stream before "|".
+            return [(f"dynamodb:{operation}", params["ShardIterator"].split("|", 1)[0])]
     if prefix == "sqs":
         action = f"sqs:{_SQS_BATCH_ACTIONS.get(operation, operation)}"
         if "QueueUrl" in params:
@@ -197,6 +195,15 @@ def authorization_requests(prefix: str, operation: str, params: dict[str, Any], 
         arn = params.get("executionArn") or params.get("stateMachineArn")
         if arn:
             return [(f"states:{operation}", arn)]
+    if prefix == "events" and operation == "PutEvents":
+        buses = {entry.get("EventBusName") or "default" for entry in params["Entries"]}
+        return [
+            (
+                "events:PutEvents",
+                bus if bus.startswith("arn:") else f"arn:aws:events:{region}:{LOCAL_ACCOUNT}:event-bus/{bus}",
+            )
+            for bus in sorted(buses)
+        ]
     if prefix == "bedrock" and "modelId" in params:
         model = params["modelId"]
         arn = model if model.startswith("arn:") else f"arn:aws:bedrock:{region}::foundation-model/{model}"
@@ -359,12 +366,25 @@ class Permissions:
             if arn not in AWS_MANAGED_POLICIES:
                 raise ValueError(f"{role_id}: managed policy {arn} has no local copy (devstack/permissions.py)")
             statements.append(Statement("Allow", AWS_MANAGED_POLICIES[arn], ("*",)))
-        for policy in props.get("Policies", []):
-            document = self.template.resolve(policy["PolicyDocument"])
-            statements.extend(Statement.parse(s) for s in document["Statement"])
+        for document in [policy["PolicyDocument"] for policy in props.get("Policies", [])] + self._attached(role_id):
+            statements.extend(Statement.parse(s) for s in self.template.resolve(document)["Statement"])
         if "PermissionsBoundary" in props:
             raise ValueError(f"{role_id}: permissions boundaries are not supported locally")
         return Role(role_id, tuple(statements))
+
+    def _attached(self, role_id: str) -> list[dict[str, Any]]:
+        """The documents of the AWS::IAM::Policy resources attached to the role (whose condition holds)."""
+        documents = []
+        for logical_id, resource in self.cloudformation["Resources"].items():
+            if resource["Type"] != "AWS::IAM::Policy" or not self.template.conditions.get(
+                resource.get("Condition", ""), True
+            ):
+                continue
+            if {"Ref": role_id} in resource["Properties"].get("Roles", []):
+                documents.append(resource["Properties"]["PolicyDocument"])
+            elif resource["Properties"].get("Users") or resource["Properties"].get("Groups"):
+                raise ValueError(f"{logical_id}: policies for users or groups are not supported locally")
+        return documents
 
     def guard_definition(self, logical_id: str, definition: str) -> str:
         """The state machine definition with each Task its role may not perform replaced by a Fail

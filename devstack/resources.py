@@ -1,4 +1,9 @@
-"""Creating template.yaml's tables and queues through the service APIs (moto or LocalStack)."""
+"""Creating template.yaml's resources through the service APIs (moto or LocalStack).
+
+Every resource type of the template is either created here or skipped for a stated reason
+(`_NOT_CREATED`); any other type fails loudly, so a new kind of resource cannot be silently
+left out of the local stack.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,27 @@ from typing import Any
 from devstack.permissions import Permissions
 from devstack.template import Template
 
-_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "BillingMode")
-# Emulated elsewhere (OpenSearch by osmem via the ExistingOpenSearchEndpoint parameter, functions
-# in their containers, API Gateway by the local front) or meaningless locally (layers).
+_TABLE_KEYS = (
+    "AttributeDefinitions",
+    "KeySchema",
+    "GlobalSecondaryIndexes",
+    "LocalSecondaryIndexes",
+    "BillingMode",
+    "StreamSpecification",
+    "DeletionProtectionEnabled",
+)
+# Each type the local stack does not create, and why.
 _NOT_CREATED = {
-    "AWS::Serverless::Function",
-    "AWS::Serverless::Api",
-    "AWS::Serverless::LayerVersion",
+    "AWS::Serverless::Function": "runs in a container process of its own (devstack.lambda_runtime)",
+    "AWS::Serverless::Api": "served by the local front (devstack.api_gateway)",
+    "AWS::Serverless::LayerVersion": "the functions import the venv's packages",
+    "AWS::OpenSearchService::Domain": "osmem stands in for it, as an existing domain (ExistingOpenSearchEndpoint)",
+    "AWS::IAM::Role": "enforced on every call by devstack.permissions, from the translated template",
+    "AWS::IAM::Policy": "enforced with the role it is attached to (devstack.permissions)",
+    "AWS::ApiGateway::Account": "the local front writes no access or execution logs to CloudWatch",
+    "AWS::Logs::ResourcePolicy": "only the created OpenSearch domain writes with it",
+    "AWS::CloudWatch::Alarm": "no CloudWatch metrics locally (the functions' EMF goes to their logs)",
+    "AWS::CloudWatch::Dashboard": "no CloudWatch metrics locally",
 }
 
 
@@ -23,9 +42,34 @@ def _create_table(
 ) -> dict[str, str]:
     client = session.client("dynamodb")
     name = f"{template.values['AWS::StackName']}-{logical_id}"
-    client.create_table(TableName=name, **{k: template.resolve(props[k]) for k in _TABLE_KEYS if k in props})
+    arguments = {k: template.resolve(props[k]) for k in _TABLE_KEYS if k in props}
+    if "StreamSpecification" in arguments:  # CloudFormation's form has no StreamEnabled; the API's does
+        arguments["StreamSpecification"] = {"StreamEnabled": True, **arguments["StreamSpecification"]}
+    client.create_table(TableName=name, **arguments)
     client.get_waiter("table_exists").wait(TableName=name)
-    arn = client.describe_table(TableName=name)["Table"]["TableArn"]
+    if "TimeToLiveSpecification" in props:
+        # Kept for fidelity; neither moto nor DynamoDB Local deletes expired items on time.
+        client.update_time_to_live(
+            TableName=name, TimeToLiveSpecification=template.resolve(props["TimeToLiveSpecification"])
+        )
+    table = client.describe_table(TableName=name)["Table"]
+    attributes = {"Ref": name, "Arn": table["TableArn"]}
+    if "LatestStreamArn" in table:
+        attributes["StreamArn"] = table["LatestStreamArn"]
+    return attributes
+
+
+def _create_log_group(
+    template: Template, session: Any, logical_id: str, props: dict[str, Any], permissions: Permissions | None
+) -> dict[str, str]:
+    """Created for its ARN, which roles and state machines name; nothing writes to it locally
+    (the functions' logs go to the terminal)."""
+    client = session.client("logs")
+    name = template.resolve(props.get("LogGroupName")) or f"/{template.values['AWS::StackName']}/{logical_id}"
+    client.create_log_group(logGroupName=name)
+    if "RetentionInDays" in props:
+        client.put_retention_policy(logGroupName=name, retentionInDays=int(template.resolve(props["RetentionInDays"])))
+    arn = f"arn:aws:logs:{template.values['AWS::Region']}:{template.values['AWS::AccountId']}:log-group:{name}:*"
     return {"Ref": name, "Arn": arn}
 
 
@@ -69,6 +113,7 @@ _CREATORS = {
     "AWS::DynamoDB::Table": _create_table,
     "AWS::SQS::Queue": _create_queue,
     "AWS::Serverless::StateMachine": _create_state_machine,
+    "AWS::Logs::LogGroup": _create_log_group,
 }
 
 
@@ -80,9 +125,7 @@ def create_resources(
     pending = {
         logical_id: resource
         for logical_id, resource in template.resources.items()
-        if resource["Type"] not in _NOT_CREATED
-        and resource["Type"] != "AWS::OpenSearchService::Domain"
-        and (only is None or resource["Type"] in only)
+        if resource["Type"] not in _NOT_CREATED and (only is None or resource["Type"] in only)
     }
     unsupported = {r["Type"] for r in pending.values()} - set(_CREATORS)
     if unsupported:

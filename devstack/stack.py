@@ -17,13 +17,19 @@ from typing import IO, Any
 import boto3
 
 from devstack.api_gateway import ApiGateway
-from devstack.event_sources import SqsPoller, pollers_for
+from devstack.event_sources import EventSourcePoller, pollers_for
 from devstack.lambda_runtime import ContainerFunction, container_functions, stop_all
 from devstack.permissions import Permissions
 from devstack.processes import ChildServer, start_moto, start_osmem
 from devstack.resources import create_resources
 from devstack.schedules import ScheduledInvoker
-from devstack.template import LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
+from devstack.template import (
+    LOCAL_PSEUDO_PARAMETERS,
+    LOCAL_REGION,
+    Template,
+    load_template,
+    local_opensearch_parameters,
+)
 
 # moto accepts any credentials; these stand in for the role's.
 _DUMMY_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "session_token": "testing"}
@@ -86,7 +92,7 @@ class DevStack:
         self.config = config
         self.servers: list[ChildServer] = []
         self.functions: list[ContainerFunction] = []
-        self.pollers: list[SqsPoller] = []
+        self.pollers: list[EventSourcePoller] = []
         self.schedules: list[ScheduledInvoker] = []
         self.gateway: ApiGateway | None = None
         self.template: Template | None = None
@@ -140,12 +146,7 @@ class DevStack:
         self.servers.append(start_osmem(c.opensearch_port, c.server_log))
         template = Template(
             load_template(),
-            parameters={
-                **c.parameters,
-                "Stage": c.stage,
-                "ExistingOpenSearchEndpoint": self.opensearch_url,
-                "OpenSearchAuth": "none",
-            },
+            parameters={**c.parameters, "Stage": c.stage, **local_opensearch_parameters(self.opensearch_url)},
             pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
         # Before any client exists: they copy the permission hook when built.
@@ -158,7 +159,9 @@ class DevStack:
         self.functions = container_functions(template, permissions, self._stack_environment())
         for function in self.functions:
             function.start()  # the containers import their handlers side by side
-        self.pollers = pollers_for(template, self.functions, self.aws.client("sqs"), retry_after=c.retry_after)
+        self.pollers = pollers_for(
+            template, self.functions, self.aws.client("sqs"), self.aws.client("dynamodbstreams"), c.retry_after
+        )
         self.schedules = [
             ScheduledInvoker(function, source, c.schedule_every)
             for function in self.functions
@@ -178,7 +181,7 @@ class DevStack:
     def stop(self, grace: float = 10.0) -> None:
         """Stop taking work, give invocations under way up to `grace` seconds, then stop the
         containers and the servers."""
-        sources: list[SqsPoller | ScheduledInvoker] = [*self.pollers, *self.schedules]
+        sources: list[EventSourcePoller | ScheduledInvoker] = [*self.pollers, *self.schedules]
         for source in sources:
             source.request_stop()
         give_up_at = time.monotonic() + grace

@@ -6,6 +6,7 @@ construct in the template cannot be silently mis-emulated.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ LOCAL_PSEUDO_PARAMETERS = {
     "AWS::URLSuffix": "amazonaws.com",
     "AWS::StackName": "vector-ingestion-local",
 }
+# osmem stands in for an existing domain, which the template names by endpoint and ARN.
+LOCAL_OPENSEARCH_DOMAIN_ARN = f"arn:aws:es:{LOCAL_REGION}:{LOCAL_ACCOUNT}:domain/local-osmem"
+
+
+def local_opensearch_parameters(endpoint: str, domain_arn: str = LOCAL_OPENSEARCH_DOMAIN_ARN) -> dict[str, str]:
+    """The template parameters of a local stack whose OpenSearch is `endpoint` (no SigV4)."""
+    return {"ExistingOpenSearchEndpoint": endpoint, "ExistingOpenSearchDomainArn": domain_arn, "OpenSearchAuth": "none"}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -57,6 +65,20 @@ class SqsEventSource:
 
 
 @dataclass
+class StreamEventSource:
+    """A DynamoDB stream event source mapping (SAM `DynamoDB`), as the local poller runs it."""
+
+    table_logical_id: str
+    batch_size: int
+    starting_position: str  # TRIM_HORIZON or LATEST
+    report_batch_item_failures: bool
+    bisect_on_error: bool
+    max_retry_attempts: int  # -1: until the record expires
+    on_failure_queue_logical_id: str | None
+    filter_patterns: list[dict[str, Any]]  # FilterCriteria, each an EventBridge pattern
+
+
+@dataclass
 class ScheduleSource:
     """An EventBridge Scheduler schedule (SAM `ScheduleV2`) that invokes the function."""
 
@@ -74,6 +96,7 @@ class FunctionSpec:
     environment: dict[str, Any]
     routes: list[tuple[str, str]] = field(default_factory=list)  # (METHOD, /path)
     sqs_sources: list[SqsEventSource] = field(default_factory=list)
+    stream_sources: list[StreamEventSource] = field(default_factory=list)
     schedules: list[ScheduleSource] = field(default_factory=list)
 
 
@@ -91,13 +114,26 @@ class Template:
         self.directory = directory  # relative paths in the template (DefinitionUri) start here
         self.values: dict[str, Any] = dict(pseudo)
         for name, spec in document.get("Parameters", {}).items():
-            self.values[name] = parameters.get(name, spec.get("Default"))
+            value = parameters.get(name, spec.get("Default"))
+            # A CommaDelimitedList is a list to Ref, as in CloudFormation ("" is [""]).
+            self.values[name] = str(value).split(",") if spec.get("Type") == "CommaDelimitedList" else value
         unknown = set(parameters) - set(document.get("Parameters", {}))
         if unknown:
             raise ValueError(f"template has no parameters {sorted(unknown)}")
         # logical id -> {"Ref": ..., attribute: ...}, filled in as resources are created
         self.physical: dict[str, dict[str, str]] = {}
         self.conditions = {name: self._truth(expr) for name, expr in document.get("Conditions", {}).items()}
+        self._check_rules()
+
+    def _check_rules(self) -> None:
+        """The template's Rules, as CloudFormation checks them before creating anything: a
+        parameter set one of them refuses fails here too."""
+        for name, rule in self.document.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self._truth(rule["RuleCondition"]):
+                continue
+            for assertion in rule["Assertions"]:
+                if not self._truth(assertion["Assert"]):
+                    raise ValueError(f"rule {name}: {assertion.get('AssertDescription', 'assertion failed')}")
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -114,6 +150,10 @@ class Template:
             return bool(self.resolve(args[0]) == self.resolve(args[1]))
         if fn == "Fn::Not":
             return not self._truth(args[0])
+        if fn == "Fn::And":
+            return all(self._truth(a) for a in args)
+        if fn == "Fn::Or":
+            return any(self._truth(a) for a in args)
         if fn == "Condition":
             return bool(self.conditions[args])
         raise ValueError(f"condition function {fn} is not supported locally")
@@ -138,6 +178,15 @@ class Template:
             return self.resolve(when_true if self.conditions[name] else when_false)
         if fn == "Fn::Sub":
             return self._sub(args)
+        if fn == "Fn::Join":
+            separator, values = args
+            return separator.join(str(v) for v in self.resolve(values))
+        if fn == "Fn::Split":
+            separator, text = args
+            return str(self.resolve(text)).split(separator)
+        if fn == "Fn::Select":
+            index, values = args
+            return self.resolve(values)[int(index)]
         raise ValueError(f"intrinsic {fn} is not supported locally")
 
     def _attribute(self, logical_id: str, attribute: str) -> str:
@@ -208,6 +257,8 @@ class Template:
                             in event_props.get("FunctionResponseTypes", []),
                         )
                     )
+                elif event["Type"] == "DynamoDB":
+                    spec.stream_sources.append(self._stream_source(logical_id, event_props))
                 elif event["Type"] == "ScheduleV2":
                     expression = self.resolve(event_props["ScheduleExpression"])
                     spec.schedules.append(ScheduleSource(expression, event_props.get("Input", "{}")))
@@ -215,3 +266,35 @@ class Template:
                     raise ValueError(f"{logical_id}: event type {event['Type']} is not supported locally")
             specs.append(spec)
         return specs
+
+    def _stream_source(self, logical_id: str, props: dict[str, Any]) -> StreamEventSource:
+        known = {
+            "Stream",
+            "StartingPosition",
+            "BatchSize",
+            "MaximumBatchingWindowInSeconds",
+            "FunctionResponseTypes",
+            "BisectBatchOnFunctionError",
+            "MaximumRetryAttempts",
+            "DestinationConfig",
+            "FilterCriteria",
+        }
+        unknown = set(props) - known
+        if unknown:
+            raise ValueError(f"{logical_id}: DynamoDB event properties {sorted(unknown)} are not supported locally")
+        table, attribute = props["Stream"]["Fn::GetAtt"]
+        if attribute != "StreamArn":
+            raise ValueError(f"{logical_id}: a stream must be a table's StreamArn")
+        on_failure = props.get("DestinationConfig", {}).get("OnFailure")
+        if on_failure is not None and on_failure.get("Type") != "SQS":
+            raise ValueError(f"{logical_id}: only an SQS OnFailure destination is supported locally")
+        return StreamEventSource(
+            table_logical_id=table,
+            batch_size=int(props.get("BatchSize", 100)),
+            starting_position=props["StartingPosition"],
+            report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+            bisect_on_error=bool(props.get("BisectBatchOnFunctionError", False)),
+            max_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+            on_failure_queue_logical_id=on_failure["Destination"]["Fn::GetAtt"][0] if on_failure else None,
+            filter_patterns=[json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])],
+        )

@@ -19,6 +19,11 @@ class Settings(BaseModel):
     # "sigv4" signs requests for an Amazon OpenSearch Service domain; "none" is for local stacks.
     opensearch_auth: Literal["sigv4", "none"] = "sigv4"
     aws_region: str = Field(min_length=1)
+    # How long the store keeps a task's items and results, and a final task (template.yaml).
+    item_retention_days: int = Field(ge=1)
+    task_retention_days: int = Field(ge=1)
+    # Only the completion-events publisher is given this.
+    event_bus_name: str | None = None
     # Only the transition function is given these (template.yaml); others never read them.
     restart_state_machine_arn: str | None = None
     cancel_state_machine_arn: str | None = None

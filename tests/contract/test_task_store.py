@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.memory import MemoryTaskStore
+from vector_tasks.domain.errors import ChunkNotStored
 from vector_tasks.domain.limits import CHUNK_MAX_BYTES
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
@@ -629,6 +630,52 @@ def test_items_not_succeeded_are_the_failed_and_the_unreached(store: TaskStore) 
     # Chunk 1 recorded without failures; chunk 2 never reached (a cancel, say).
     assert store.record_chunk(ChunkRef(UPSERTION, "ns", 1, 1), ChunkOutcome(succeeded=2), now=T0)
     assert store.items_not_succeeded(stored(store, task)) == [{"object_id": "a1"}, {"object_id": "c0"}]
+
+
+def _lose_chunk(store: TaskStore, request: pytest.FixtureRequest, task_id: str, sk: str) -> None:
+    """A chunk gone, as DynamoDB's TTL deletes an expired one."""
+    if isinstance(store, MemoryTaskStore):
+        store.forget_chunks(UPSERTION, task_id, ORIGINAL_CHUNKS)
+        return
+    table = request.getfixturevalue("dynamodb").Table(request.getfixturevalue("task_table"))
+    table.delete_item(Key={"pk": f"upsertion#{task_id}", "sk": sk})
+
+
+def test_a_missing_chunk_is_not_stored_for_a_retry_nor_for_a_renewal(
+    store: TaskStore, request: pytest.FixtureRequest
+) -> None:
+    task = started(store, make_task("gone", chunk_count=2))
+    store.put_chunks(UPSERTION, "gone", [[{"object_id": "a"}], [{"object_id": "b"}]])
+    now = datetime.now(UTC)  # expiry runs on the wall clock, as DynamoDB's TTL does
+    store.renew_chunks(task, ORIGINAL_CHUNKS, 2, now)  # all there: renewed, no error
+    assert len(store.items_not_succeeded(stored(store, task))) == 2
+    _lose_chunk(store, request, "gone", "CHUNK#00001")
+    with pytest.raises(ChunkNotStored):
+        store.items_not_succeeded(stored(store, task))
+    with pytest.raises(ChunkNotStored):
+        store.renew_chunks(task, ORIGINAL_CHUNKS, 2, now)
+
+
+def test_items_past_their_expiry_are_gone_before_ttl_deletes_them(
+    store: TaskStore, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """DynamoDB only: the in-memory store keeps no expiry."""
+    if backend != "dynamodb":
+        pytest.skip("the in-memory store has no TTL: forgetting a chunk is its expiry")
+    task = started(store, make_task("past", chunk_count=1))
+    store.put_chunks(UPSERTION, "past", [[{"object_id": "a"}]])
+    table = request.getfixturevalue("dynamodb").Table(request.getfixturevalue("task_table"))
+    item = table.get_item(Key={"pk": "upsertion#past", "sk": "CHUNK#00000"})["Item"]
+    assert int(item["expires_at"]) > int(datetime.now(UTC).timestamp()) + 29 * 86400
+    table.update_item(
+        Key={"pk": "upsertion#past", "sk": "CHUNK#00000"},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": int(T0.timestamp())},
+    )
+    with pytest.raises(ChunkNotStored):
+        store.renew_chunks(task, ORIGINAL_CHUNKS, 1, datetime.now(UTC))
+    with pytest.raises(ChunkNotStored):
+        store.items_not_succeeded(stored(store, task))
 
 
 def test_retry_chunks_live_under_their_own_source(store: TaskStore) -> None:

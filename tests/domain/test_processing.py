@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support.memory import MemoryTaskStore
-from vector_tasks.domain.model import ChunkRef, Item, ItemFailure, Task, TaskKind, TaskStatus
+from vector_tasks.domain.model import ChunkOutcome, ChunkRef, Item, ItemFailure, Task, TaskKind, TaskStatus
 from vector_tasks.domain.processing import ChunkProcessor, Delivery, final_status, finish_if_complete
 
 from .conftest import ScriptedAction
@@ -364,5 +364,32 @@ def test_a_chunk_whose_items_were_never_stored_fails_the_task_at_once(
     failed = now(store)
     assert failed.status is TaskStatus.FAILED
     assert failed.error is not None
-    assert "items were never stored (chunk 0 of CHUNK is missing)" in failed.error
+    assert "items are not stored (chunk 0 of CHUNK is missing)" in failed.error
     assert "Create the task again" in failed.error
+
+
+class RecordingMetrics:
+    """The ChunkMetrics port, remembering what it heard."""
+
+    def __init__(self) -> None:
+        self.recorded: list[tuple[TaskKind, int, int, float]] = []
+        self.given_up: list[TaskKind] = []
+
+    def chunk_recorded(self, kind: TaskKind, outcome: ChunkOutcome, seconds: float) -> None:
+        self.recorded.append((kind, outcome.succeeded, len(outcome.failures), seconds))
+
+    def chunk_given_up(self, kind: TaskKind) -> None:
+        self.given_up.append(kind)
+
+
+def test_metrics_hear_each_chunk_recorded_once_with_its_time(store: MemoryTaskStore, action: ScriptedAction) -> None:
+    ticks = iter([10.0, 10.25, 20.0, 20.5, 30.0])
+    metrics = RecordingMetrics()
+    processor = ChunkProcessor(store, {UPSERTION: action}, metrics=metrics, monotonic=lambda: next(ticks))
+    put(store)
+    assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
+    assert processor.abandon(ref(1), "gave up") is Delivery.RECORDED
+    assert processor.process(ref(0), DEADLINE) is Delivery.ALREADY_FINISHED  # a redelivery counts nothing
+    # chunk 0: a0 succeeded, bad-a1 failed; chunk 1 given up: its three items failed
+    assert metrics.recorded == [(UPSERTION, 1, 1, 0.25), (UPSERTION, 0, 3, 0.5)]
+    assert metrics.given_up == [UPSERTION]

@@ -166,7 +166,7 @@ def test_a_stalled_task_whose_items_were_never_stored_fails_with_the_reason(
     task = stored(store, "t")
     assert task.status is TaskStatus.FAILED
     assert task.error is not None
-    assert "items were never stored (chunk 0 of CHUNK is missing)" in task.error
+    assert "items are not stored (chunk 0 of CHUNK is missing)" in task.error
     assert queue.sent == []
 
 

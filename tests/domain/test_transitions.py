@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support.memory import MemoryTaskStore, MemoryTransitions, MemoryWorkQueue
-from vector_tasks.domain.errors import AttemptMismatch, InvalidTransition, NothingToRetry, TaskNotFound
+from vector_tasks.domain.errors import AttemptMismatch, InvalidTransition, ItemsExpired, NothingToRetry, TaskNotFound
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
     WRITE_VERSION_BASE,
@@ -361,3 +361,24 @@ def test_a_restart_is_given_a_newer_write_version_and_its_superseded_count_start
     restarted = transitions.restart(UPSERTION, "t", RestartScope.ALL)
     assert restarted.write_version > other
     assert restarted.superseded == 0
+
+
+@pytest.mark.parametrize("scope", [RestartScope.ALL, RestartScope.FAILED])
+def test_a_restart_whose_items_expired_is_refused_and_changes_nothing(
+    transitions: TaskTransitions, store: MemoryTaskStore, queue: MemoryWorkQueue, scope: RestartScope
+) -> None:
+    put(store, TaskStatus.DONE)
+    store.forget_chunks(UPSERTION, "t", ORIGINAL_CHUNKS)  # DynamoDB's TTL deleted them
+    with pytest.raises(ItemsExpired, match="no longer stored"):
+        transitions.restart(UPSERTION, "t", scope)
+    assert (status_of(store), store.get_task(UPSERTION, "t").attempt) == (TaskStatus.DONE, 1)  # type: ignore[union-attr]
+    assert "restart" not in store.calls
+    assert queue.drain() == []
+
+
+def test_a_restart_of_every_item_renews_them_before_the_transition(
+    transitions: TaskTransitions, store: MemoryTaskStore
+) -> None:
+    put(store, TaskStatus.DONE)
+    transitions.restart(UPSERTION, "t", RestartScope.ALL)
+    assert store.calls.index("renew_chunks") < store.calls.index("restart")

@@ -1,10 +1,12 @@
 """Crash points: for every AWS and OpenSearch call on the paths create, worker, dead-letter,
-restart, cancel and reconcile, one scenario per way that one call can fail (it raises before
-it is sent; it is applied and its answer is lost; the process dies right after it). Then the
-system goes on as on AWS: the client retries as the README says (the same create with the
-task_id it sent or was given; a transition with the attempt it saw), SQS redelivers, the
-reconciler runs. After each scenario every task is final, its progress exact, every item is in
-the index or listed failed exactly once, and the index holds exactly what succeeded.
+restart, cancel, reconcile and the completion event, one scenario per way that one call can
+fail (it raises before it is sent; it is applied and its answer is lost; the process dies right
+after it). Then the system goes on as on AWS: the client retries as the README says (the same
+create with the task_id it sent or was given; a transition with the attempt it saw), SQS
+redelivers, the stream is read again from the last record done with, the reconciler runs.
+After each scenario every task is final, its progress exact, every item is in the index or
+listed failed exactly once, the index holds exactly what succeeded, and the task's final
+transition was announced on the bus (at least once).
 
 The calls of each path are declared in SITES; a call a path makes that SITES does not list (a
 new call site, which would have no scenarios) fails `test_every_call_site_has_its_scenarios`.
@@ -27,9 +29,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from moto import mock_aws
 from opensearchpy import OpenSearch
 
+from devstack.event_sources import StreamPoller
 from devstack.lambda_runtime import FunctionError, InProcessFunction
 from devstack.processes import start_osmem
 from tests.support.crash_points import FaultPlan, ProcessDied, armed, hooks_installed, parse_site, site_modes
+from tests.support.event_tap import EventTap
 from tests.support.in_process import InProcessStack
 from vector_tasks import wiring
 from vector_tasks.handlers.dead_letter import ABANDONED_DETAIL
@@ -95,7 +99,7 @@ def harness(opensearch_url: str) -> Iterator[Harness]:
                 patch.setenv(name, value)
             patch.setenv("RECONCILE_STALL_AFTER_SECONDS", "0")  # every unfinished task counts as stalled
             wiring.reset()
-            yield Harness(stack, OpenSearch(hosts=[opensearch_url]))
+            yield Harness(stack, OpenSearch(hosts=[opensearch_url]), stack.event_tap())
     wiring.reset()
 
 
@@ -109,9 +113,11 @@ class Created:
 
 
 class Harness:
-    def __init__(self, stack: InProcessStack, opensearch: OpenSearch) -> None:
+    def __init__(self, stack: InProcessStack, opensearch: OpenSearch, tap: EventTap) -> None:
         self.stack = stack
         self.opensearch = opensearch
+        self.tap = tap
+        self.announced: set[tuple[str, int, str]] = set()  # (task id, attempt, status) on the bus
         self.table = boto3.resource("dynamodb").Table(stack.table_name)
         self.scenarios = 0
 
@@ -182,6 +188,10 @@ class Harness:
         with armed(plan), contextlib.suppress(BotoCoreError, ClientError):
             if function == "TaskWorkerFunction":
                 self.stack.deliver_to_worker(messages)
+            elif function == "CompletionEventsFunction":
+                (stream,) = [p for p in self.stack.pollers if isinstance(p, StreamPoller)]
+                stream.restart()  # a poller that starts now: every call of its first read counts
+                stream.poll_once()
             else:
                 (poller,) = [p for p in self.stack.pollers if p.function.spec.logical_id == function]
                 poller.poll_once()
@@ -234,15 +244,17 @@ class Harness:
     def check(self, created: list[Created], expect: str) -> None:
         """`expect`: "done" (everything succeeded), "abandoned" (what failed, failed through the
         dead-letter path), "canceled" (whatever was under way counted, the rest never written)."""
+        self.announced |= {(task_id, attempt, status) for _, task_id, attempt, status in self.tap.transitions()}
         for task in created:
             answer = self.info(task.task_id)
+            assert (task.task_id, answer["attempt"], answer["status"]) in self.announced, answer
             progress = answer["progress"]
             failed = self.failures(task.task_id)
             failed_ids = [oid for oid, _ in failed]
             in_index = self.indexed(task.object_ids)
             assert answer["status"] in FINAL, answer
             assert len(failed_ids) == len(set(failed_ids)) == progress["failed"], (answer, failed)
-            if task.orphan and answer["status"] == "failed" and "never stored" in (answer["error"] or ""):
+            if task.orphan and answer["status"] == "failed" and "are not stored" in (answer["error"] or ""):
                 continue  # its items went with the client's next create, checked there
             if expect == "canceled":
                 assert answer["status"] == "canceled", answer
@@ -262,15 +274,10 @@ class Harness:
         self.forget(created)
 
     def forget(self, created: list[Created]) -> None:
-        """Delete what the scenario's tasks stored: moto's queries read every item, so a table
-        that grew with each scenario would slow down every later one."""
-        with self.table.batch_writer() as batch:
-            for task in created:
-                keys = self.table.query(
-                    KeyConditionExpression=Key("pk").eq(f"upsertion#{task.task_id}"), ProjectionExpression="pk, sk"
-                )["Items"]
-                for key in keys:
-                    batch.delete_item(Key=key)
+        """Start the next scenario from an empty table: moto's queries read every item, and its
+        transactions copy the table with every stream record, so a table that grew with each
+        scenario would slow down every later one."""
+        self.stack.recreate_table()
 
 
 # -- the paths -------------------------------------------------------------------------------
@@ -337,6 +344,16 @@ def path_reconcile(h: Harness, name: str, plan: FaultPlan | None) -> tuple[list[
     return created, "done"
 
 
+def path_completion_event(h: Harness, name: str, plan: FaultPlan | None) -> tuple[list[Created], str]:
+    """The stream record of the final transition, read and published (the records before it
+    are the create's and the chunks' writes, filtered out)."""
+    created = h.create(name)
+    h.stack.drain(streams=False)
+    h.deliver("CompletionEventsFunction", plan)
+    h.go_on(created)
+    return created, "done"
+
+
 PATHS: dict[str, Path] = {
     "create": path_create,
     "worker, first chunk": path_worker_first,
@@ -345,6 +362,7 @@ PATHS: dict[str, Path] = {
     "restart": path_restart,
     "cancel": path_cancel,
     "reconcile": path_reconcile,
+    "completion event": path_completion_event,
 }
 
 
@@ -379,7 +397,7 @@ SITES: dict[str, list[str]] = {
         "dynamodb.TransactWriteItems @ DynamoTaskStore.record_chunk #0",
         "dynamodb.UpdateItem @ DynamoTaskStore.transition #0",
         "opensearch.HEAD /{index} @ OpenSearchVectorIndex.index_exists #0",
-        "opensearch.POST /_bulk @ OpenSearchVectorIndex.upsert #0",
+        "opensearch.POST /{index}/_bulk @ OpenSearchVectorIndex.upsert #0",
         "opensearch.PUT /{index} @ OpenSearchVectorIndex.ensure_index #0",
         "sqs.DeleteMessageBatch @ event source #0",
         "sqs.ReceiveMessage @ event source #0",
@@ -391,7 +409,7 @@ SITES: dict[str, list[str]] = {
         "dynamodb.GetItem @ DynamoTaskStore.load_chunk #0",
         "dynamodb.TransactWriteItems @ DynamoTaskStore.record_chunk #0",
         "dynamodb.UpdateItem @ DynamoTaskStore.transition #0",
-        "opensearch.POST /_bulk @ OpenSearchVectorIndex.upsert #0",
+        "opensearch.POST /{index}/_bulk @ OpenSearchVectorIndex.upsert #0",
         "sqs.DeleteMessageBatch @ event source #0",
         "sqs.ReceiveMessage @ event source #0",
     ],
@@ -412,6 +430,7 @@ SITES: dict[str, list[str]] = {
         "sqs.ReceiveMessage @ event source #0",
     ],
     "restart": [
+        "dynamodb.TransactWriteItems @ DynamoTaskStore.renew_chunks #0",
         "dynamodb.GetItem @ DynamoTaskStore.get_task #0",
         "dynamodb.GetItem @ DynamoTaskStore.get_task #1",
         "dynamodb.Query @ DynamoTaskStore.get_task #0",
@@ -447,6 +466,12 @@ SITES: dict[str, list[str]] = {
         "dynamodb.Query @ DynamoTaskStore.unfinished_tasks #3",
         "dynamodb.UpdateItem @ DynamoTaskStore.mark_reconciled #0",
         "sqs.SendMessageBatch @ SqsWorkQueue.send #0",
+    ],
+    "completion event": [
+        "dynamodbstreams.DescribeStream @ event source #0",
+        "dynamodbstreams.GetRecords @ event source #0",
+        "dynamodbstreams.GetShardIterator @ event source #0",
+        "events.PutEvents @ EventBridgeCompletionEvents.publish #0",
     ],
 }
 SCENARIOS = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -245,3 +246,21 @@ def test_a_large_task_is_chunked_and_every_item_indexed(stack: InProcessStack, o
     assert task["progress"] == {"total": 1050, "succeeded": 1050, "failed": 0, "pending": 0, "superseded": 0}
     opensearch.indices.refresh(index=f"vectors-{MODEL}")
     assert opensearch.count(index=f"vectors-{MODEL}")["count"] == 1050
+
+
+def test_each_answered_request_is_logged_with_its_caller_task_and_status(
+    stack: InProcessStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the API's access log (same request id), who created, canceled or restarted what."""
+    body = {"embedding_model_id": "local-hash-384", "items": [{"object_id": "a", "payload": {"text": "t"}}]}
+    status, created = stack.request("POST", "/internal/upsertion-tasks/run", body=body)
+    assert status == 202
+    stack.request("PUT", "/internal/upsertion-tasks/cancel", f"task_id={created['id']}")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"Request answered"' in line]
+    assert [(line["method"], line["task_id"], line["status"]) for line in lines] == [
+        ("POST", created["id"], 202),  # the id the service generated
+        ("PUT", created["id"], 200),
+    ]
+    # The request id ties the line to the access log; locally no request is signed, so there is
+    # no caller ARN (on AWS, IAM auth puts it in requestContext.identity.userArn).
+    assert all(line["correlation_id"] for line in lines)

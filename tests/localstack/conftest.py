@@ -86,7 +86,8 @@ def local_stack() -> Iterator[RunningStack]:
             "--no-confirm-changeset",
             "--no-fail-on-empty-changeset",
             "--parameter-overrides",
-            f"Stage=dev ExistingOpenSearchEndpoint={opensearch_url} OpenSearchAuth=none",
+            f"Stage=dev ExistingOpenSearchEndpoint={opensearch_url} OpenSearchAuth=none "
+            f"ExistingOpenSearchDomainArn=arn:aws:es:us-east-1:000000000000:domain/{DOMAIN}",
         )
         outputs = {
             o["OutputKey"]: o["OutputValue"]

@@ -12,11 +12,18 @@ from typing import Any
 import boto3
 
 from devstack.api_gateway import integrate, proxy_event
-from devstack.event_sources import poller_for, pollers_for
+from devstack.event_sources import SqsPoller, StreamPoller, poller_for, pollers_for
 from devstack.lambda_runtime import in_process_functions
 from devstack.permissions import Permissions
 from devstack.resources import create_resources
-from devstack.template import LOCAL_PSEUDO_PARAMETERS, SqsEventSource, Template, load_template
+from devstack.template import (
+    LOCAL_PSEUDO_PARAMETERS,
+    SqsEventSource,
+    Template,
+    load_template,
+    local_opensearch_parameters,
+)
+from tests.support.event_tap import EventTap
 
 
 class InProcessStack:
@@ -24,17 +31,38 @@ class InProcessStack:
         """`document`: template.yaml as loaded, or a variant of it (e.g. a role with an action less)."""
         self.template = Template(
             document if document is not None else load_template(),
-            parameters={"ExistingOpenSearchEndpoint": opensearch_url, "OpenSearchAuth": "none"},
+            parameters=local_opensearch_parameters(opensearch_url),
             pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
         self.permissions = Permissions(self.template)  # each function's calls checked against its role
-        create_resources(self.template, boto3.Session(), permissions=self.permissions)
+        self._session = boto3.Session()  # kept: a session's first client of a service costs 0.2 s
+        create_resources(self.template, self._session, permissions=self.permissions)
         self.environment = self.template.shared_environment()
         self.functions = {fn.spec.logical_id: fn for fn in in_process_functions(self.template, self.permissions)}
         self.routes = {route: fn for fn in self.functions.values() for route in fn.spec.routes}
         self.sqs = boto3.client("sqs")
         self.sfn = boto3.client("stepfunctions")
-        self.pollers = pollers_for(self.template, self.functions.values(), self.sqs, retry_after=0)
+        self.events = boto3.client("events")
+        self.pollers = pollers_for(
+            self.template, self.functions.values(), self.sqs, boto3.client("dynamodbstreams"), retry_after=0
+        )
+
+    def event_tap(self) -> EventTap:
+        """A consumer of the completion events on the bus the template names (the default bus)."""
+        return EventTap(self.events, self.sqs, self.template.values["EventBusName"])
+
+    def recreate_table(self) -> None:
+        """The task table made anew, empty, with a new stream that its consumer's role and poller
+        follow. moto copies the table with every stream record it ever made on each
+        transaction, so a long-lived stack (the crash points) starts each scenario from here."""
+        client = self._session.client("dynamodb")
+        client.update_table(TableName=self.table_name, DeletionProtectionEnabled=False)
+        client.delete_table(TableName=self.table_name)
+        create_resources(self.template, self._session, only={"AWS::DynamoDB::Table"}, permissions=self.permissions)
+        for poller in self.pollers:
+            if isinstance(poller, StreamPoller):
+                poller.function.role = self.permissions.role(poller.function.spec.logical_id)
+                poller.follow(self.template.physical["TaskTable"]["StreamArn"])
 
     def queue_url(self, logical_id: str) -> str:
         return self.template.physical[logical_id]["QueueUrl"]
@@ -85,14 +113,17 @@ class InProcessStack:
         assert status == 200, task
         return task
 
-    def drain(self, max_batches: int = 2000) -> int:
-        """Deliver queued messages (retries and dead letters included) until every queue is empty."""
+    def drain(self, max_batches: int = 2000, streams: bool = True) -> int:
+        """Deliver queued messages (retries and dead letters included) and the table's stream
+        records until every queue is empty and the stream read to its end; returns the queue
+        messages delivered. `streams=False` leaves the stream unread (its records wait)."""
+        pollers = [p for p in self.pollers if streams or isinstance(p, SqsPoller)]
         delivered = 0
         for _ in range(max_batches):
-            round_total = sum(p.poll_once() for p in self.pollers)
-            if round_total == 0:
+            read = {poller: poller.poll_once() for poller in pollers}
+            if not any(read.values()):
                 return delivered
-            delivered += round_total
+            delivered += sum(n for poller, n in read.items() if isinstance(poller, SqsPoller))
         raise AssertionError(f"queues still not empty after {max_batches} batches")
 
     def deliver_to_worker(self, max_messages: int) -> int:

@@ -34,6 +34,7 @@ class RunningStack:
     run_tag: str = ""
     sam_env_file: Path | None = None  # `make invoke`'s env-vars file for this stack
     console_url: str | None = None  # the operator console `make run` serves beside the API
+    aws_url: str | None = None  # the local stack's moto, where its events, queues and tables are
 
     @classmethod
     def at(cls, api_url: str, opensearch_url: str) -> RunningStack:
@@ -121,6 +122,7 @@ def start_local_stack(log_dir: Path) -> Iterator[RunningStack]:
         running = RunningStack.at(spawned.api_url, spawned.opensearch_url)
         running.sam_env_file = sam_env
         running.console_url = spawned.console_url
+        running.aws_url = spawned.aws_url
         yield running
     finally:
         process.terminate()

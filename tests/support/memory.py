@@ -207,6 +207,8 @@ class MemoryTaskStore:
         self._enter("items_not_succeeded")
         with self._lock:
             chunks = self._chunks.get((task.kind, task.task_id, task.chunk_source), {})
+            if any(number not in chunks for number in range(task.chunk_count)):
+                raise ChunkNotStored(f"chunks of {task.chunk_source} of task '{task.task_id}' are gone")
             recorded = {n: r.failures for n, r in self._current_results(task)}
             retry: list[Item] = []
             for number in sorted(chunks):
@@ -219,6 +221,14 @@ class MemoryTaskStore:
                 failed = {oid for oid, _ in recorded[number]}
                 retry.extend(i for i in items if item_object_id(i) in failed)
             return retry
+
+    def renew_chunks(self, task: Task, source: str, chunk_count: int, now: datetime) -> None:
+        """All there, or ChunkNotStored (this store keeps no expiry: `forget_chunks` is one)."""
+        self._enter("renew_chunks")
+        with self._lock:
+            chunks = self._chunks.get((task.kind, task.task_id, source), {})
+            if any(number not in chunks for number in range(chunk_count)):
+                raise ChunkNotStored(f"a chunk of {source} of task '{task.task_id}' is gone")
 
     def chunk_recorded(self, ref: ChunkRef) -> bool:
         self._enter("chunk_recorded")

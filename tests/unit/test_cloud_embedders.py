@@ -107,8 +107,9 @@ def test_titan_without_access_makes_the_task_impossible() -> None:
     with stub, pytest.raises(TaskCannotRun) as raised:
         TitanV2Embedder(spec("titan-v2-1024", max_concurrency=1), lambda: client, NO_WAIT).embed(["t"], LATER)
     assert raised.value.message == (
-        "Model 'titan-v2-1024' (bedrock-titan-v2 amazon.titan-embed-text-v2:0) cannot be used: "
-        "AccessDeniedException: not authorized to invoke this model"
+        "Model 'titan-v2-1024' (bedrock-titan-v2 amazon.titan-embed-text-v2:0) cannot be used: the worker's role "
+        "may not call it (AccessDeniedException); allow bedrock:InvokeModel on it in the worker's role "
+        "(template.yaml) and, for Bedrock, enable access to the model in the Bedrock console"
     )
 
 
@@ -278,8 +279,10 @@ def test_sagemaker_missing_endpoint_makes_the_task_impossible() -> None:
     client, stub = sagemaker()
     message = "Endpoint vector-ingestion-embeddings of account 123456789012 not found."
     stub.add_client_error("invoke_endpoint", "ValidationError", message, 400)
-    with stub, pytest.raises(TaskCannotRun, match="not found"):
+    with stub, pytest.raises(TaskCannotRun) as raised:
         SageMakerEmbedder(spec("hf-endpoint-768"), lambda: client, NO_WAIT).embed(["a"], LATER)
+    assert "endpoint 'vector-ingestion-embeddings' does not exist in this account and region" in raised.value.message
+    assert "123456789012" not in raised.value.message  # the account stays in the worker's log
 
 
 def test_sagemaker_retries_5xx() -> None:
@@ -289,3 +292,20 @@ def test_sagemaker_retries_5xx() -> None:
     with stub:
         (vector,) = SageMakerEmbedder(spec("hf-endpoint-768"), lambda: client, NO_WAIT).embed(["a"], LATER)
     assert not isinstance(vector, str)
+
+
+def test_what_a_caller_sees_of_a_provider_message_has_no_arns_or_account_ids() -> None:
+    from vector_tasks.domain.model import cap_failure_detail, without_internals
+
+    aws = (
+        "User: arn:aws:sts::123456789012:assumed-role/Worker/TaskWorkerFunction is not authorized to perform: "
+        "bedrock:InvokeModel on resource: arn:aws:bedrock:us-east-1::foundation-model/x because no policy allows it"
+    )
+    assert without_internals(aws) == (
+        "User: <arn> is not authorized to perform: bedrock:InvokeModel on resource: <arn> because no policy allows it"
+    )
+    assert (
+        without_internals("Endpoint e of account 123456789012 not found") == "Endpoint e of account <account> not found"
+    )
+    assert without_internals("object doc-123456789012 rejected") == "object doc-123456789012 rejected"  # ids stay
+    assert "arn:" not in cap_failure_detail(f"rejected by model: {aws}")

@@ -40,9 +40,38 @@ def test_a_succeeded_execution_is_a_transition_made() -> None:
 
 
 def test_a_refused_execution_is_a_transition_refused() -> None:
-    transitions, stub = runner({"status": "FAILED", "error": "TransitionRefused", "cause": "no"})
+    """A lost race ends the execution successfully (so ExecutionsFailed alarms on real failures only)."""
+    transitions, stub = runner({"status": "SUCCEEDED", "output": '{"refused": true, "cause": "no longer running"}'})
     with stub:
         assert transitions.cancel(TASK, NOW) is False
+
+
+def test_a_failed_execution_is_an_error_whatever_its_error_name() -> None:
+    transitions, stub = runner({"status": "FAILED", "error": "TransitionRefused", "cause": "an older definition"})
+    with stub, pytest.raises(RuntimeError, match="TransitionRefused"):
+        transitions.cancel(TASK, NOW)
+
+
+def test_the_cancel_execution_carries_the_canceled_tasks_expiry() -> None:
+    client = boto3.client("stepfunctions", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    expected_input = (
+        '{"pk": "upsertion#t", "attempt": 1, "status_pk": "upsertion#canceled", "now": "2026-01-01T00:00:00+00:00", '
+        f'"expires_at": {int(NOW.timestamp()) + 365 * 86400}}}'
+    )
+    stub.add_response(
+        "start_execution",
+        {"executionArn": EXECUTION, "startDate": NOW},
+        {"stateMachineArn": ARN, "name": ANY, "input": expected_input},
+    )
+    stub.add_response(
+        "describe_execution",
+        {"executionArn": EXECUTION, "stateMachineArn": ARN, "startDate": NOW, "status": "SUCCEEDED"},
+        {"executionArn": EXECUTION},
+    )
+    transitions = StepFunctionsTransitions("unused", ARN, client=client, sleep=lambda _: None)
+    with stub:
+        assert transitions.cancel(TASK, NOW) is True
 
 
 def test_any_other_failure_is_an_error_not_a_refusal() -> None:

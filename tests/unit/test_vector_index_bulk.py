@@ -22,7 +22,7 @@ from vector_tasks.adapters.vector_index import (
     make_client,
 )
 from vector_tasks.domain.errors import TaskCannotRun
-from vector_tasks.domain.model import WRITE_VERSION_BASE, IndexWrite
+from vector_tasks.domain.model import WRITE_VERSION_BASE, IndexWrite, TaskKind
 from vector_tasks.domain.registry import default_registry
 from vector_tasks.domain.vectorize import VectorDocument
 
@@ -43,11 +43,13 @@ class ScriptedClient:
     def __init__(self, *responses: Any) -> None:
         self.responses = list(responses)
         self.bodies: list[list[dict[str, Any]]] = []
+        self.paths: list[str] = []
         self.timeouts: list[float] = []
         self.indices = ScriptedIndices()
 
-    def bulk(self, body: list[dict[str, Any]], request_timeout: float) -> dict[str, Any]:
+    def bulk(self, body: list[dict[str, Any]], index: str, request_timeout: float) -> dict[str, Any]:
         self.bodies.append(body)
+        self.paths.append(f"/{index}/_bulk")
         self.timeouts.append(request_timeout)
         response = self.responses.pop(0)
         if isinstance(response, Exception):
@@ -56,11 +58,16 @@ class ScriptedClient:
 
 
 def index_with(
-    client: ScriptedClient, attempts: int = 3, clock: FakeClock | None = None, jitter: float = 0.5
+    client: ScriptedClient,
+    attempts: int = 3,
+    clock: FakeClock | None = None,
+    jitter: float = 0.5,
+    retried: list[TaskKind] | None = None,
 ) -> OpenSearchVectorIndex:
     clock = clock or FakeClock()
     policy = RetryPolicy(attempts=attempts, rng=FixedJitter(jitter), clock=clock)
-    return OpenSearchVectorIndex(lambda: client, retry=policy, sleep=clock.sleep)  # type: ignore[arg-type,return-value]
+    on_retry = retried.append if retried is not None else None
+    return OpenSearchVectorIndex(lambda: client, retry=policy, sleep=clock.sleep, on_bulk_retry=on_retry)  # type: ignore[arg-type,return-value]
 
 
 def docs(*ids: str) -> list[VectorDocument]:
@@ -83,8 +90,30 @@ def test_rejected_items_become_failures_with_the_opensearch_reason() -> None:
 def test_items_rejected_with_429_are_retried_alone() -> None:
     busy = {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}}
     client = ScriptedClient({"items": [ok(), busy]}, {"items": [ok()]})
-    assert index_with(client).upsert(SPEC, docs("a", "b"), "t", VERSION, LATER) == IndexWrite([])
+    retried: list[TaskKind] = []
+    assert index_with(client, retried=retried).upsert(SPEC, docs("a", "b"), "t", VERSION, LATER) == IndexWrite([])
     assert [line["index"]["_id"] for line in client.bodies[1] if "index" in line] == ["b"]
+    assert retried == [TaskKind.UPSERTION]  # one _bulk sent again: BulkRetries
+
+
+def test_bulk_names_its_index_in_the_path_never_in_the_actions() -> None:
+    """The domain refuses explicit indexes (allow_explicit_index false): the path is what the
+    access policy and the worker's es permission scope (domain/NAME/vectors-*)."""
+    client = ScriptedClient({"items": [ok()]}, {"items": [ok("delete")]})
+    index = index_with(client)
+    index.upsert(SPEC, docs("a"), "t", VERSION, LATER)
+    index.delete(SPEC, ["a"], VERSION, LATER)
+    assert client.paths == [f"/{SPEC.index_name}/_bulk"] * 2
+    actions = [line for body in client.bodies for line in body if "index" in line or "delete" in line]
+    versioned = {"version": VERSION, "version_type": "external"}
+    assert actions == [{"index": {"_id": "a", **versioned}}, {"delete": {"_id": "a", **versioned}}]
+
+
+def test_transient_failures_of_a_deletion_count_as_its_retries() -> None:
+    client = ScriptedClient(TransportError(503, "unavailable"), {"items": [ok("delete")]})
+    retried: list[TaskKind] = []
+    assert index_with(client, retried=retried).delete(SPEC, ["a"], VERSION, LATER) == IndexWrite([])
+    assert retried == [TaskKind.DELETION]
 
 
 def test_transient_request_errors_are_retried_then_hand_the_chunk_back() -> None:
@@ -252,13 +281,11 @@ def test_every_write_carries_the_attempts_version_as_an_external_version() -> No
     index.delete(SPEC, ["a"], VERSION + 1, LATER)
     (upsert_action, _), (delete_action,) = client.bodies
     assert upsert_action["index"] == {
-        "_index": SPEC.index_name,
         "_id": "a",
         "version": VERSION,
         "version_type": "external",
     }
     assert delete_action["delete"] == {
-        "_index": SPEC.index_name,
         "_id": "a",
         "version": VERSION + 1,
         "version_type": "external",

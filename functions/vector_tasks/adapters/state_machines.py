@@ -17,11 +17,11 @@ from typing import Any
 
 import boto3
 
+from vector_tasks.adapters.task_codec import Retention
 from vector_tasks.adapters.task_keys import status_pk, task_pk, version_counter_pk
 from vector_tasks.domain.errors import TransitionStillRunning
 from vector_tasks.domain.model import RestartPlan, Task, TaskStatus
 
-REFUSED = "TransitionRefused"
 log = logging.getLogger(__name__)
 
 
@@ -33,7 +33,10 @@ class StepFunctionsTransitions:
         client: Any = None,
         timeout: float = 20.0,
         sleep: Callable[[float], None] = time.sleep,
+        retention: Retention | None = None,
     ) -> None:
+        """`retention`: the canceled task's expiry, which the cancel machine writes with it."""
+        self._retention = retention or Retention()
         self._restart_arn = restart_arn
         self._cancel_arn = cancel_arn
         self._client_instance = client
@@ -56,6 +59,7 @@ class StepFunctionsTransitions:
                 "attempt": task.attempt,
                 "status_pk": status_pk(task.kind, TaskStatus.CANCELED),
                 "now": now.isoformat(),
+                "expires_at": self._retention.task_expires_at(now),
             },
         )
 
@@ -81,7 +85,8 @@ class StepFunctionsTransitions:
         )
 
     def _run(self, arn: str, action: str, task: Task, execution_input: dict[str, Any]) -> bool:
-        """True when the execution succeeded, False when it refused the transition."""
+        """True when the execution applied the transition, False when it refused it (a lost
+        race: the execution succeeds with {"refused": true})."""
         execution = self._client.start_execution(
             stateMachineArn=arn,
             name=f"{task.kind.value}-{action}-{uuid.uuid4().hex}",
@@ -94,12 +99,12 @@ class StepFunctionsTransitions:
             status = described["status"]
             if status == "SUCCEEDED":
                 output = json.loads(described.get("output") or "{}")
+                if isinstance(output, dict) and output.get("refused") is True:
+                    return False
                 if isinstance(output, dict) and output.get("dispatch") == "incomplete":
                     # Applied, but some messages did not go out: the reconciler sends them.
                     log.warning("%s of task %s: dispatch incomplete (%s)", action, task.task_id, output.get("error"))
                 return True
-            if status == "FAILED" and described.get("error") == REFUSED:
-                return False
             if status != "RUNNING":
                 raise RuntimeError(
                     f"{action} execution {execution} ended {status}: {described.get('error')} {described.get('cause')}"

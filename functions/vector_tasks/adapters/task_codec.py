@@ -2,13 +2,18 @@
 
 Chunk items and recorded failures are zlib-compressed JSON (`pack` / `unpack`): a chunk of
 items or a list of failures can be large, and an item is at most 400 KB.
+
+Chunks, chunk results and final tasks carry `expires_at` (epoch seconds), the table's TTL
+attribute: DynamoDB deletes such an item some time after it, so readers also treat an item
+past it as gone (`expired`).
 """
 
 from __future__ import annotations
 
 import json
 import zlib
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +37,32 @@ from vector_tasks.domain.model import (
     TaskStatus,
     cap_failure_detail,
 )
+
+EXPIRES_AT = "expires_at"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long the store keeps what it writes (template.yaml: RetentionDays, TaskRetentionDays)."""
+
+    items: timedelta = timedelta(days=30)  # chunks, retry chunks and chunk results, from their write
+    tasks: timedelta = timedelta(days=365)  # a task record, from its final transition
+
+    def items_expire_at(self, now: datetime) -> int:
+        return epoch_seconds(now + self.items)
+
+    def task_expires_at(self, now: datetime) -> int:
+        return epoch_seconds(now + self.tasks)
+
+
+def epoch_seconds(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def expired(item: dict[str, Any], now: datetime) -> bool:
+    """Past its TTL: DynamoDB deletes such items within days, not at once."""
+    expires_at = item.get(EXPIRES_AT)
+    return isinstance(expires_at, int | Decimal) and int(expires_at) <= epoch_seconds(now)
 
 
 def pack(value: object) -> bytes:
@@ -105,12 +136,15 @@ def task_from(item: dict[str, Any]) -> Task:
     )
 
 
-def chunk_item(kind: TaskKind, task_id: str, source: str, number: int, items: list[Item]) -> dict[str, Any]:
+def chunk_item(
+    kind: TaskKind, task_id: str, source: str, number: int, items: list[Item], expires_at: int
+) -> dict[str, Any]:
     return {
         "pk": task_pk(kind, task_id),
         "sk": chunk_sk(source, number),
         "item_count": len(items),
         "items": pack(items),
+        EXPIRES_AT: expires_at,
     }
 
 
@@ -119,7 +153,7 @@ def chunk_items(item: dict[str, Any]) -> list[Item]:
     return items
 
 
-def result_item(ref: ChunkRef, outcome: ChunkOutcome) -> dict[str, Any]:
+def result_item(ref: ChunkRef, outcome: ChunkOutcome, expires_at: int) -> dict[str, Any]:
     """What an attempt did with a chunk: counts, and the failures if any."""
     result: dict[str, Any] = {
         "pk": task_pk(ref.kind, ref.task_id),
@@ -128,6 +162,7 @@ def result_item(ref: ChunkRef, outcome: ChunkOutcome) -> dict[str, Any]:
         "succeeded": outcome.succeeded,
         "failed": len(outcome.failures),
         "superseded": outcome.superseded,
+        EXPIRES_AT: expires_at,
     }
     if outcome.failures:
         # Each detail is capped here, where every failure is recorded (see cap_failure_detail).

@@ -18,8 +18,11 @@ from botocore.exceptions import ClientError
 
 from vector_tasks.adapters.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from vector_tasks.adapters.task_codec import (
+    EXPIRES_AT,
+    Retention,
     chunk_item,
     chunk_items,
+    expired,
     failures_of,
     result_failures,
     result_item,
@@ -46,6 +49,7 @@ from vector_tasks.domain.errors import ChunkNotStored
 from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
+    TERMINAL_STATUSES,
     WRITE_VERSION_BASE,
     ChunkOutcome,
     ChunkRef,
@@ -57,7 +61,11 @@ from vector_tasks.domain.model import (
     TaskStatus,
     UnfinishedPage,
     item_object_id,
+    utc_now,
 )
+
+# DynamoDB's limit on the items of one TransactWriteItems.
+_TRANSACTION_ITEMS = 100
 
 
 def conflict_retry_policy() -> RetryPolicy:
@@ -92,10 +100,13 @@ class DynamoTaskStore:
         resource: Any = None,
         conflict_retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        retention: Retention | None = None,
     ) -> None:
         """`conflict_retry` and `sleep`: how `record_chunk` retries transaction conflicts
-        (tests inject a seeded or fixed jitter and a fake sleep)."""
+        (tests inject a seeded or fixed jitter and a fake sleep). `retention`: the expiry the
+        store sets on what it writes (the template's RetentionDays and TaskRetentionDays)."""
         self._table_name = table_name
+        self._retention = retention or Retention()
         self._resource = resource
         self._table_instance: Any = None
         self._conflict_retry = conflict_retry or conflict_retry_policy()
@@ -161,8 +172,10 @@ class DynamoTaskStore:
         return task
 
     def _current_results(self, task: Task, **query: Any) -> list[tuple[int, dict[str, Any]]]:
-        """The RESULT items the task's current attempt recorded, by chunk number, in chunk order
-        (`query`: more Query parameters, e.g. a projection)."""
+        """The RESULT items the task's current attempt recorded and still keeps (not past their
+        expiry), by chunk number, in chunk order (`query`: more Query parameters, e.g. a
+        projection, which must include the expiry)."""
+        now = utc_now()
         return sorted(
             (
                 (chunk_number(str(item["sk"])), item)
@@ -172,7 +185,7 @@ class DynamoTaskStore:
                     ConsistentRead=True,
                     **query,
                 )
-                if int(item["attempt"]) == task.attempt
+                if int(item["attempt"]) == task.attempt and not expired(item, now)
             ),
             key=lambda numbered: numbered[0],
         )
@@ -248,7 +261,8 @@ class DynamoTaskStore:
         error: str | None = None,
         require_all_chunks: bool = False,
     ) -> bool:
-        """Move the task of `task.attempt` to `to` if its status is one of `expect`; False if not."""
+        """Move the task of `task.attempt` to `to` if its status is one of `expect`; False if not.
+        A final status starts the task record's retention (`expires_at`); any other clears it."""
         condition = "attempt = :attempt AND #status IN (" + ", ".join(f":e{i}" for i in range(len(expect))) + ")"
         values: dict[str, Any] = {f":e{i}": s.value for i, s in enumerate(expect)}
         if require_all_chunks:
@@ -262,10 +276,16 @@ class DynamoTaskStore:
                 ":error": error,
             }
         )
+        update = "SET #status = :to, status_pk = :status_pk, updated_at = :now, #error = :error"
+        if to in TERMINAL_STATUSES:
+            update += f", {EXPIRES_AT} = :expires_at"
+            values[":expires_at"] = self._retention.task_expires_at(utc_now())
+        else:
+            update += f" REMOVE {EXPIRES_AT}"
         try:
             self._table.update_item(
                 Key={"pk": task_pk(task.kind, task.task_id), "sk": TASK_SK},
-                UpdateExpression="SET #status = :to, status_pk = :status_pk, updated_at = :now, #error = :error",
+                UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status", "#error": "error"},
                 ExpressionAttributeValues=values,
@@ -279,9 +299,38 @@ class DynamoTaskStore:
     # -- chunks ------------------------------------------------------------------------------
 
     def put_chunks(self, kind: TaskKind, task_id: str, chunks: list[list[Item]], source: str = ORIGINAL_CHUNKS) -> None:
+        expires_at = self._retention.items_expire_at(utc_now())
         with self._table.batch_writer() as batch:
             for number, items in enumerate(chunks):
-                batch.put_item(Item=chunk_item(kind, task_id, source, number, items))
+                batch.put_item(Item=chunk_item(kind, task_id, source, number, items, expires_at))
+
+    def renew_chunks(self, task: Task, source: str, chunk_count: int, now: datetime) -> None:
+        """One transaction per 100 chunks, each update conditioned on the chunk being stored and
+        not past its expiry (chunks written before expiry existed have none)."""
+        pk = task_pk(task.kind, task.task_id)
+        values = {":expires_at": self._retention.items_expire_at(now), ":now": int(now.timestamp())}
+        updates = [
+            {
+                "Update": {
+                    "TableName": self._table_name,
+                    "Key": {"pk": pk, "sk": chunk_sk(source, number)},
+                    "UpdateExpression": f"SET {EXPIRES_AT} = :expires_at",
+                    "ConditionExpression": f"attribute_exists(pk) AND (attribute_not_exists({EXPIRES_AT}) "
+                    f"OR {EXPIRES_AT} > :now)",
+                    "ExpressionAttributeValues": values,
+                }
+            }
+            for number in range(chunk_count)
+        ]
+        for start in range(0, len(updates), _TRANSACTION_ITEMS):
+            try:
+                self._client.transact_write_items(TransactItems=updates[start : start + _TRANSACTION_ITEMS])
+            except ClientError as exc:
+                if _is_condition_failure(exc):
+                    raise ChunkNotStored(
+                        f"a chunk of {source} of {task.kind.value} task '{task.task_id}' is gone"
+                    ) from exc
+                raise
 
     def load_chunk(self, ref: ChunkRef, source: str) -> list[Item]:
         response = self._table.get_item(
@@ -295,16 +344,21 @@ class DynamoTaskStore:
         """The items of the task's current attempt that did not succeed: those listed as failed,
         and every item of a chunk the attempt never recorded (canceled before it was reached)."""
         pk = task_pk(task.kind, task.task_id)
-        chunks = self._query_all(
-            KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with(f"{task.chunk_source}#"),
-            ConsistentRead=True,
-        )
+        now = utc_now()
+        chunks = [
+            chunk
+            for chunk in self._query_all(
+                KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with(f"{task.chunk_source}#"),
+                ConsistentRead=True,
+            )
+            if chunk_number(str(chunk["sk"])) < task.chunk_count and not expired(chunk, now)
+        ]
+        if len(chunks) < task.chunk_count:
+            raise ChunkNotStored(f"chunks of {task.chunk_source} of {task.kind.value} task '{task.task_id}' are gone")
         recorded = {number: result_failures(item) for number, item in self._current_results(task)}
         retry: list[Item] = []
         for chunk in sorted(chunks, key=lambda c: str(c["sk"])):
             number = chunk_number(str(chunk["sk"]))
-            if number >= task.chunk_count:
-                continue
             items = chunk_items(chunk)
             if number not in recorded:
                 retry.extend(items)
@@ -328,7 +382,8 @@ class DynamoTaskStore:
         False when the chunk was already recorded for this attempt or the task has moved on to
         another attempt or to a status that no longer counts work.
         """
-        result = result_item(ref, outcome)
+        # Expiry runs on the wall clock, as DynamoDB's TTL does (`now` is the caller's event time).
+        result = result_item(ref, outcome, self._retention.items_expire_at(utc_now()))
         transaction = [
             {
                 "Put": {
@@ -415,7 +470,7 @@ class DynamoTaskStore:
         return {chunk_number(str(c["sk"])) for c in chunks}
 
     def recorded_chunks(self, task: Task) -> set[int]:
-        return {number for number, _ in self._current_results(task, ProjectionExpression="sk, attempt")}
+        return {number for number, _ in self._current_results(task, ProjectionExpression=f"sk, attempt, {EXPIRES_AT}")}
 
     def mark_reconciled(self, task: Task, now: datetime) -> bool:
         values: dict[str, Any] = {

@@ -29,7 +29,7 @@ from opensearchpy.helpers.signer import RequestsAWSV4SignerAuth
 
 from vector_tasks.adapters.retry import OutOfTime, RetryPolicy, StillUnavailable
 from vector_tasks.domain.errors import TaskCannotRun
-from vector_tasks.domain.model import IndexWrite, ItemFailure
+from vector_tasks.domain.model import IndexWrite, ItemFailure, TaskKind
 from vector_tasks.domain.registry import EmbeddingModelSpec
 from vector_tasks.domain.vectorize import VectorDocument
 
@@ -173,8 +173,12 @@ class OpenSearchVectorIndex:
         client_factory: Callable[[], OpenSearch],
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_bulk_retry: Callable[[TaskKind], None] | None = None,
     ) -> None:
+        """`on_bulk_retry` hears of every `_bulk` sent again (a transient failure or items
+        rejected for back-pressure), with the kind of task it writes for."""
         self._client_factory = client_factory
+        self._on_bulk_retry = on_bulk_retry
         self._client_instance: OpenSearch | None = None
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -266,9 +270,11 @@ class OpenSearchVectorIndex:
                 source["payload"] = doc.payload
             if doc.item_info is not None:
                 source["item_info"] = doc.item_info
-            action = {"_index": spec.index_name, "_id": doc.object_id, **_versioned(version)}
+            action = {"_id": doc.object_id, **_versioned(version)}
             operations[doc.object_id] = [{"index": action}, source]
-        return self._bulk(operations, on_not_found=None, version=version, deadline=deadline)
+        return self._bulk(
+            spec.index_name, TaskKind.UPSERTION, operations, on_not_found=None, version=version, deadline=deadline
+        )
 
     def delete(self, spec: EmbeddingModelSpec, object_ids: list[str], version: int, deadline: float) -> IndexWrite:
         if not object_ids:
@@ -276,16 +282,29 @@ class OpenSearchVectorIndex:
         # Made (with the k-NN mapping) even for a delete: the delete of a missing document leaves
         # its version behind (a tombstone), so an older upsert that arrives later is refused.
         self.ensure_index(spec, deadline)
-        operations = {
-            oid: [{"delete": {"_index": spec.index_name, "_id": oid, **_versioned(version)}}] for oid in object_ids
-        }
-        return self._bulk(operations, on_not_found=NOT_FOUND_DETAIL, version=version, deadline=deadline)
+        operations = {oid: [{"delete": {"_id": oid, **_versioned(version)}}] for oid in object_ids}
+        return self._bulk(
+            spec.index_name,
+            TaskKind.DELETION,
+            operations,
+            on_not_found=NOT_FOUND_DETAIL,
+            version=version,
+            deadline=deadline,
+        )
 
     def _bulk(
-        self, operations: dict[str, list[dict[str, Any]]], on_not_found: str | None, version: int, deadline: float
+        self,
+        index: str,
+        kind: TaskKind,
+        operations: dict[str, list[dict[str, Any]]],
+        on_not_found: str | None,
+        version: int,
+        deadline: float,
     ) -> IndexWrite:
-        """Run the operations (keyed by object id); return the items that did not succeed and
-        how many were superseded.
+        """Run the operations (keyed by object id) as POST /<index>/_bulk; return the items that
+        did not succeed and how many were superseded. The action lines name no index: the domain
+        refuses explicit indexes (`rest.action.multi.allow_explicit_index: false`), so the path is
+        what the worker's es permission and the access policy scope.
 
         Whole requests that fail transiently and items rejected for back-pressure are sent
         again; if some are still pending after the last attempt the chunk comes back
@@ -298,9 +317,11 @@ class OpenSearchVectorIndex:
         for attempt in range(self._retry.attempts):
             if attempt:
                 self._pause_before(attempt, deadline, last_error)
+                if self._on_bulk_retry is not None:
+                    self._on_bulk_retry(kind)
             body = [line for lines in pending.values() for line in lines]
             try:
-                response = self._client.bulk(body=body, request_timeout=self._request_timeout(deadline))
+                response = self._client.bulk(body=body, index=index, request_timeout=self._request_timeout(deadline))
             except (OpenSearchConnectionError, TransportError) as exc:
                 last_error = self._transient(exc)
                 continue

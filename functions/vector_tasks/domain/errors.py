@@ -56,6 +56,18 @@ class CreateInterrupted(DomainError):
         self.task_id = task_id
 
 
+class ItemsExpired(DomainError):
+    """A restart needs the items it redoes, and they are no longer stored."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            f"Task '{task_id}' cannot be restarted: the items it would redo are no longer stored (a task's "
+            "items are kept for a limited time after they were written, see the service's RetentionDays). "
+            "Create a new task with the items instead."
+        )
+        self.task_id = task_id
+
+
 class NothingToRetry(DomainError):
     def __init__(self, task_id: str) -> None:
         super().__init__(f"Task '{task_id}' has no failed or unprocessed items to retry; use scope=all")
@@ -81,7 +93,7 @@ class TaskCannotRun(DomainError):
 
 class ChunkNotStored(LookupError):
     """A chunk a message points at is not in the store: the create or restart that made the
-    attempt died before storing it (or it expired)."""
+    attempt died before storing it, or it expired (or is past its expiry, not yet deleted)."""
 
 
 class ItemTooLarge(DomainError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +40,15 @@ def item_object_id(item: Item) -> str:
 
 
 TRUNCATED_MARKER = " [truncated]"
+_ARN = re.compile(r"arn:aws[a-z-]*:[^\s\"',;()]+")
+_ACCOUNT_ID = re.compile(r"(account(?: id)?[\s:=#]*)\d{12}(?!\d)", re.IGNORECASE)
+
+
+def without_internals(text: str) -> str:
+    """`text` without AWS ARNs and account ids, which a provider's or AWS's message may carry
+    (a role's, a model's): what a task's `error` and a failure's detail may tell the caller.
+    The adapters log the original."""
+    return _ACCOUNT_ID.sub(r"\1<account>", _ARN.sub("<arn>", text))
 
 
 def _escaped_size(text: str) -> int:
@@ -46,8 +56,9 @@ def _escaped_size(text: str) -> int:
 
 
 def cap_failure_detail(detail: str) -> str:
-    """A failure's detail cut to at most MAX_FAILURE_DETAIL_CHARS bytes of ASCII-escaped JSON
-    (so at most that many characters), ending in TRUNCATED_MARKER when it was cut.
+    """A failure's detail without internals (`without_internals`), cut to at most
+    MAX_FAILURE_DETAIL_CHARS bytes of ASCII-escaped JSON (so at most that many characters),
+    ending in TRUNCATED_MARKER when it was cut.
 
     Why: one info page holds up to FAILURES_MAX_LIMIT (1,000) failures and must stay under
     Lambda's 6 MB response limit whatever the details say. An object_id is at most 512 bytes of
@@ -57,6 +68,7 @@ def cap_failure_detail(detail: str) -> str:
     and again where they are read (`DynamoTaskStore._failure_page`), so details stored before
     the cap existed are bounded too.
     """
+    detail = without_internals(detail)
     if len(detail) <= MAX_FAILURE_DETAIL_CHARS // 12 or _escaped_size(detail) <= MAX_FAILURE_DETAIL_CHARS:
         return detail
     budget = MAX_FAILURE_DETAIL_CHARS - len(TRUNCATED_MARKER)

@@ -53,7 +53,16 @@ class TaskStore(Protocol):
         """The chunk's items; ChunkNotStored when they are not stored."""
         ...
 
-    def items_not_succeeded(self, task: Task) -> list[Item]: ...
+    def items_not_succeeded(self, task: Task) -> list[Item]:
+        """The items of the task's current attempt that did not succeed; ChunkNotStored when a
+        chunk of that attempt is no longer stored (it expired)."""
+        ...
+
+    def renew_chunks(self, task: Task, source: str, chunk_count: int, now: datetime) -> None:
+        """Restart the expiry of chunks 0..chunk_count-1 of `source` from `now`, all or none;
+        ChunkNotStored when one of them is no longer stored (it expired)."""
+        ...
+
     def chunk_recorded(self, ref: ChunkRef) -> bool: ...
     def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool: ...
 
@@ -76,6 +85,27 @@ class TaskStore(Protocol):
         """Claim a resend of `task`'s attempt: set `reconciled_at` (and `dispatched`) if the task
         is still pending or running in that attempt and no one claimed one since it was read."""
         ...
+
+
+class ChunkMetrics(Protocol):
+    """What the worker's side reports about the chunks it records (published as metrics)."""
+
+    def chunk_recorded(self, kind: TaskKind, outcome: ChunkOutcome, seconds: float) -> None:
+        """A chunk's outcome was recorded (once per chunk and attempt), `seconds` after its
+        delivery was taken up."""
+        ...
+
+    def chunk_given_up(self, kind: TaskKind) -> None:
+        """A chunk's items were failed after its message exhausted its deliveries."""
+        ...
+
+
+class NoChunkMetrics:
+    def chunk_recorded(self, kind: TaskKind, outcome: ChunkOutcome, seconds: float) -> None:
+        pass
+
+    def chunk_given_up(self, kind: TaskKind) -> None:
+        pass
 
 
 class TransitionRunner(Protocol):

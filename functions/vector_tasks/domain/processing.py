@@ -9,7 +9,8 @@ task to its final status.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from vector_tasks.domain.errors import ChunkNotStored, TaskCannotRun
@@ -23,8 +24,9 @@ from vector_tasks.domain.model import (
     TaskStatus,
     item_object_id,
     utc_now,
+    without_internals,
 )
-from vector_tasks.domain.ports import TaskStore
+from vector_tasks.domain.ports import ChunkMetrics, NoChunkMetrics, TaskStore
 
 
 class ChunkAction(Protocol):
@@ -54,8 +56,8 @@ def final_status(task: Task) -> tuple[TaskStatus, str | None]:
 
 def items_missing_error(source: str, chunk: int) -> str:
     return (
-        f"The task's items were never stored (chunk {chunk} of {source} is missing): the request that made "
-        "this attempt failed before storing them. Create the task again."
+        f"The task's items are not stored (chunk {chunk} of {source} is missing): the request that made this "
+        "attempt failed before storing them, or they expired. Create the task again."
     )
 
 
@@ -75,9 +77,18 @@ def finish_if_complete(store: TaskStore, task: Task) -> bool:
 
 
 class ChunkProcessor:
-    def __init__(self, store: TaskStore, actions: Mapping[TaskKind, ChunkAction]) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        actions: Mapping[TaskKind, ChunkAction],
+        metrics: ChunkMetrics | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`metrics` hears of every chunk recorded and given up; `monotonic` times them."""
         self._store = store
         self._actions = actions
+        self._metrics = metrics or NoChunkMetrics()
+        self._monotonic = monotonic
 
     def _admit(self, ref: ChunkRef) -> Task | Delivery:
         """The task if this delivery should be worked on, else why not.
@@ -113,11 +124,17 @@ class ChunkProcessor:
             return None
 
     def _fail(self, task: Task, error: str) -> None:
+        """End the task failed with `error`, which may quote a provider (ARNs are left out)."""
         self._store.transition(
-            task, TaskStatus.FAILED, expect=(TaskStatus.PENDING, TaskStatus.RUNNING), now=utc_now(), error=error
+            task,
+            TaskStatus.FAILED,
+            expect=(TaskStatus.PENDING, TaskStatus.RUNNING),
+            now=utc_now(),
+            error=without_internals(error),
         )
 
     def process(self, ref: ChunkRef, deadline: float) -> Delivery:
+        started = self._monotonic()
         admitted = self._admit(ref)
         if isinstance(admitted, Delivery):
             return admitted
@@ -129,10 +146,11 @@ class ChunkProcessor:
         except TaskCannotRun as exc:
             self._fail(admitted, exc.message)
             return Delivery.TASK_FAILED
-        return self._record(ref, outcome)
+        return self._record(ref, outcome, started)
 
     def abandon(self, ref: ChunkRef, detail: str) -> Delivery:
         """Give up on a chunk that could not be processed: each of its items fails with `detail`."""
+        started = self._monotonic()
         admitted = self._admit(ref)
         if isinstance(admitted, Delivery):
             return admitted
@@ -140,10 +158,15 @@ class ChunkProcessor:
         if items is None:
             return Delivery.TASK_FAILED
         outcome = ChunkOutcome(succeeded=0, failures=tuple(ItemFailure(item_object_id(i), detail) for i in items))
-        return self._record(ref, outcome)
+        delivery = self._record(ref, outcome, started)
+        if delivery is Delivery.RECORDED:
+            self._metrics.chunk_given_up(ref.kind)
+        return delivery
 
-    def _record(self, ref: ChunkRef, outcome: ChunkOutcome) -> Delivery:
+    def _record(self, ref: ChunkRef, outcome: ChunkOutcome, started: float) -> Delivery:
         recorded = self._store.record_chunk(ref, outcome, utc_now())
+        if recorded:
+            self._metrics.chunk_recorded(ref.kind, outcome, self._monotonic() - started)
         # Finish even when another delivery recorded the chunk first: it may have died before.
         task = self._store.get_task(ref.kind, ref.task_id)
         if task is not None and task.attempt == ref.attempt:

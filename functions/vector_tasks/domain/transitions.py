@@ -8,7 +8,14 @@ the check and the write is still a 409 with the status the task has now, never a
 from __future__ import annotations
 
 from vector_tasks.domain.chunking import split_into_chunks
-from vector_tasks.domain.errors import AttemptMismatch, InvalidTransition, NothingToRetry, TaskNotFound
+from vector_tasks.domain.errors import (
+    AttemptMismatch,
+    ChunkNotStored,
+    InvalidTransition,
+    ItemsExpired,
+    NothingToRetry,
+    TaskNotFound,
+)
 from vector_tasks.domain.lifecycle import CANCELABLE, RESTARTABLE
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
@@ -73,8 +80,18 @@ class TaskTransitions:
         return self._task(kind, task_id, with_failures=True)
 
     def _plan(self, task: Task, scope: RestartScope) -> RestartPlan:
+        """What the next attempt works through. The items it redoes must still be stored: a
+        task's items expire (README, "Data lifecycle"), and a restart past that is ItemsExpired."""
+        try:
+            return self._plan_stored(task, scope)
+        except ChunkNotStored as exc:
+            raise ItemsExpired(task.task_id) from exc
+
+    def _plan_stored(self, task: Task, scope: RestartScope) -> RestartPlan:
         next_attempt = task.attempt + 1
         if scope is RestartScope.ALL:
+            # The new attempt keeps the task's own chunks for another retention period.
+            self._store.renew_chunks(task, ORIGINAL_CHUNKS, task.original_chunk_count, utc_now())
             return RestartPlan(next_attempt, ORIGINAL_CHUNKS, task.original_item_count, task.original_chunk_count)
         retry = self._store.items_not_succeeded(task)
         if not retry:

@@ -21,6 +21,7 @@ from vector_tasks.domain.errors import (
     DomainError,
     InvalidTransition,
     ItemNotUnicode,
+    ItemsExpired,
     ItemTooLarge,
     NothingToRetry,
     RequestTooLarge,
@@ -32,7 +33,7 @@ from vector_tasks.domain.errors import (
 from vector_tasks.domain.limits import MAX_REQUEST_BODY_BYTES, MAX_TASK_ID_LENGTH, TASK_ID_PATTERN
 from vector_tasks.domain.model import TaskStatus
 from vector_tasks.models.api import ErrorBody, ErrorDetail, ErrorResponse
-from vector_tasks.observability import logger, metrics, tracer
+from vector_tasks.observability import logger, metrics, traced
 
 # Same rule as task_id in a create body.
 TaskIdQuery = Annotated[
@@ -121,6 +122,7 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[HTTPStatus, str]] = {
     AttemptMismatch: (HTTPStatus.CONFLICT, "attempt_mismatch"),
     CreateInterrupted: (HTTPStatus.INTERNAL_SERVER_ERROR, "create_interrupted"),
     NothingToRetry: (HTTPStatus.CONFLICT, "nothing_to_retry"),
+    ItemsExpired: (HTTPStatus.CONFLICT, "items_expired"),
     TransitionStillRunning: (HTTPStatus.SERVICE_UNAVAILABLE, "transition_in_progress"),
     UnknownEmbeddingModel: (HTTPStatus.UNPROCESSABLE_ENTITY, "unknown_embedding_model"),
     ItemTooLarge: (HTTPStatus.UNPROCESSABLE_ENTITY, "item_too_large"),
@@ -142,10 +144,17 @@ def _error_json(status: HTTPStatus, body: ErrorBody) -> tuple[int, str]:
     return status.value, ErrorResponse(error=body).model_dump_json(exclude_none=True)
 
 
-def error_responses(*statuses: HTTPStatus) -> dict[int, Any]:
-    """OpenAPI `responses` entries for the error statuses a route can answer with."""
+def error_responses(*statuses: HTTPStatus, codes: dict[HTTPStatus, tuple[str, ...]] | None = None) -> dict[int, Any]:
+    """OpenAPI `responses` entries for the error statuses a route can answer with; `codes`: the
+    `error.code` values a status carries on that route, named in its description."""
+
+    def description(status: HTTPStatus) -> str:
+        named = (codes or {}).get(status)
+        return f"{status.phrase}: error.code {', '.join(named)}" if named else status.phrase
+
     return {
-        s.value: {"description": s.phrase, "content": {"application/json": {"model": ErrorResponse}}} for s in statuses
+        s.value: {"description": description(s), "content": {"application/json": {"model": ErrorResponse}}}
+        for s in statuses
     }
 
 
@@ -154,14 +163,22 @@ def error_responses(*statuses: HTTPStatus) -> dict[int, Any]:
 COMMON_ERRORS = (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, HTTPStatus.INTERNAL_SERVER_ERROR)
 
 
-def route_responses(success: dict[int, tuple[str, Any]], *errors: HTTPStatus) -> dict[int, Any]:
+def route_responses(
+    success: dict[int, tuple[str, Any]], *errors: HTTPStatus, codes: dict[HTTPStatus, tuple[str, ...]] | None = None
+) -> dict[int, Any]:
     """Every status a route answers, for OpenAPI. Powertools documents no 200 of its own once
-    `responses` is given, so the successes are listed here with their models."""
+    `responses` is given, so the successes are listed here with their models. `codes`: see
+    `error_responses`."""
     documented: dict[int, Any] = {
         status: {"description": description, "content": {"application/json": {"model": model}}}
         for status, (description, model) in success.items()
     }
-    return {**documented, **error_responses(*sorted({*errors, *COMMON_ERRORS}))}
+    return {**documented, **error_responses(*sorted({*errors, *COMMON_ERRORS}), codes=codes)}
+
+
+def error_code(error: type[DomainError]) -> str:
+    """The stable `error.code` of a domain error (DOMAIN_ERRORS), for the OpenAPI descriptions."""
+    return DOMAIN_ERRORS[error][1]
 
 
 def build_resolver(*routers: Router) -> APIGatewayRestResolver:
@@ -245,7 +262,7 @@ def entry_point(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Lambda
     """The Lambda handler for a resolver: logging, tracing, metrics, and the body size limit."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-    @tracer.capture_lambda_handler
+    @traced
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request_id = (event.get("requestContext") or {}).get("requestId")
@@ -268,6 +285,31 @@ def entry_point(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Lambda
             headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
             multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
             event = {**event, "headers": {**headers, "Content-Type": JSON_MEDIA_TYPE}, "multiValueHeaders": multi}
-        return app.resolve(event, context)
+        answer: dict[str, Any] = app.resolve(event, context)
+        audit(event, answer)
+        return answer
 
     return handler
+
+
+def audit(event: dict[str, Any], answer: dict[str, Any]) -> None:
+    """One line per answered request: who (the caller's IAM ARN), what (method, path, task), the
+    status. With the API's access log (the same request id) it says who created, canceled or
+    restarted which task."""
+    task_id = (event.get("queryStringParameters") or {}).get("task_id")
+    if task_id is None and answer.get("statusCode") in (HTTPStatus.OK, HTTPStatus.ACCEPTED):
+        try:  # a create answers with the task, whose id it may have generated
+            task_id = json.loads(answer.get("body") or "{}").get("id")
+        except (ValueError, AttributeError):
+            task_id = None
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    logger.info(
+        "Request answered",
+        extra={
+            "caller": identity.get("userArn"),
+            "method": event.get("httpMethod"),
+            "path": event.get("path"),
+            "task_id": task_id,
+            "status": answer.get("statusCode"),
+        },
+    )

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from vector_tasks.domain.model import ChunkRef
 from vector_tasks.models.messages import ChunkMessage
-from vector_tasks.observability import logger, metrics, tracer
+from vector_tasks.observability import logger, metrics, publishes_work_metrics, traced
 
 
 def chunk_consumer(
@@ -57,8 +57,9 @@ def chunk_consumer(
             logger.remove_keys([*chunk_keys, "message_id"])
 
     @logger.inject_lambda_context
-    @tracer.capture_lambda_handler
+    @traced
     @metrics.log_metrics
+    @publishes_work_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context

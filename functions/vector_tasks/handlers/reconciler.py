@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from vector_tasks.observability import logger, metrics, tracer
+from vector_tasks.observability import logger, metrics, traced
 from vector_tasks.wiring import reconciler
 
 # Time kept back from the invocation's budget to save where the run stopped and answer.
@@ -24,7 +24,7 @@ _METRICS = {
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - _SAFETY_MARGIN_SECONDS

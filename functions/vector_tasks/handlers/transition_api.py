@@ -8,8 +8,9 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from vector_tasks.domain.errors import AttemptMismatch, InvalidTransition, ItemsExpired, NothingToRetry
 from vector_tasks.domain.model import RestartScope
-from vector_tasks.handlers.http import TaskIdQuery, build_resolver, entry_point, route_responses
+from vector_tasks.handlers.http import TaskIdQuery, build_resolver, entry_point, error_code, route_responses
 from vector_tasks.kinds import KIND_APIS, KindApi
 from vector_tasks.wiring import task_transitions
 
@@ -39,7 +40,9 @@ def _add_transition_routes(api: KindApi) -> None:
         summary=f"Cancel {api.kind.value} task (pending or running; a canceled task is returned unchanged)",
         tags=[api.tag],
         responses=route_responses(
-            {200: ("The task, canceled (or unchanged if it was); first page of its failures", task_model)}, *_REFUSALS
+            {200: ("The task, canceled (or unchanged if it was); first page of its failures", task_model)},
+            *_REFUSALS,
+            codes={HTTPStatus.CONFLICT: (error_code(InvalidTransition), error_code(AttemptMismatch))},
         ),
     )
     def cancel(task_id: TaskIdQuery, attempt: AttemptQuery = None) -> task_model:  # type: ignore[valid-type]
@@ -50,7 +53,15 @@ def _add_transition_routes(api: KindApi) -> None:
         operation_id=api.operation_id("restart"),
         summary=f"Restart {api.kind.value} task (done, failed or canceled) as its next attempt",
         tags=[api.tag],
-        responses=route_responses({200: ("The task, pending as its next attempt", task_model)}, *_REFUSALS),
+        responses=route_responses(
+            {200: ("The task, pending as its next attempt", task_model)},
+            *_REFUSALS,
+            codes={
+                HTTPStatus.CONFLICT: tuple(
+                    error_code(e) for e in (InvalidTransition, NothingToRetry, AttemptMismatch, ItemsExpired)
+                )
+            },
+        ),
     )
     def restart(
         task_id: TaskIdQuery,

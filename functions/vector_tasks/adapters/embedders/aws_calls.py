@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -28,16 +29,23 @@ _TRANSIENT_CODES = frozenset(
         "ModelNotReadyException",
     }
 )
-# The model cannot be used by this deployment at all: no retry helps, the task fails.
-_FATAL_CODES = frozenset(
-    {
-        "AccessDeniedException",
-        "ResourceNotFoundException",
-        "UnrecognizedClientException",
-        "ExpiredTokenException",
-        "InvalidSignatureException",
-    }
-)
+# The model cannot be used by this deployment at all: no retry helps, the task fails. Each
+# code's reason for the task's `error`: what went wrong and what to fix, never AWS's own
+# message, which names the role's ARN and the account (it goes to the worker's log).
+_CREDENTIALS_REFUSED = "the worker's credentials were refused ({code}); check the worker's role and its trust policy"
+_FATAL_REASONS = {
+    "AccessDeniedException": (
+        "the worker's role may not call it ({code}); allow {action} on it in the worker's role"
+        " (template.yaml) and, for Bedrock, enable access to the model in the Bedrock console"
+    ),
+    "ResourceNotFoundException": (
+        "it does not exist in this account and region ({code}); deploy it or correct its provider_model in models.json"
+    ),
+    "UnrecognizedClientException": _CREDENTIALS_REFUSED,
+    "ExpiredTokenException": _CREDENTIALS_REFUSED,
+    "InvalidSignatureException": _CREDENTIALS_REFUSED,
+}
+log = logging.getLogger(__name__)
 # SageMaker wraps what the model container answered in ModelError, with the container's own
 # status: a 5xx or 429 from the container is its trouble, not the input's.
 _CONTAINER_ERROR = "ModelError"
@@ -72,6 +80,18 @@ def unusable(spec: EmbeddingModelSpec, reason: str) -> TaskCannotRun:
     return TaskCannotRun(f"Model '{spec.id}' ({spec.provider} {spec.provider_model}) cannot be used: {reason}")
 
 
+def _invoke_action(spec: EmbeddingModelSpec) -> str:
+    return "sagemaker:InvokeEndpoint" if spec.provider.startswith("sagemaker") else "bedrock:InvokeModel"
+
+
+def refused(spec: EmbeddingModelSpec, exc: ClientError, reason: str) -> TaskCannotRun:
+    """TaskCannotRun with `reason` for the task; AWS's own message (ARNs, account) is logged."""
+    log.warning(
+        "Model %s cannot be used: %s: %s", spec.id, error_code(exc), error_message(exc), extra={"model": spec.id}
+    )
+    return unusable(spec, reason)
+
+
 def invoke(
     spec: EmbeddingModelSpec,
     call: Callable[[], T],
@@ -89,8 +109,9 @@ def invoke(
             f"model '{spec.id}' still unavailable after {exc.attempts} attempts: {exc.last}"
         ) from exc
     except ClientError as exc:
-        if error_code(exc) in _FATAL_CODES:
-            raise unusable(spec, f"{error_code(exc)}: {error_message(exc)}") from exc
+        code = error_code(exc)
+        if code in _FATAL_REASONS:
+            raise refused(spec, exc, _FATAL_REASONS[code].format(code=code, action=_invoke_action(spec))) from exc
         raise
 
 

@@ -18,7 +18,7 @@ from vector_tasks.adapters.embedders.aws_calls import (
     check_dimension,
     error_code,
     error_message,
-    unusable,
+    refused,
 )
 from vector_tasks.domain.embedder import EmbedOutcome
 
@@ -54,7 +54,11 @@ class SageMakerEmbedder(RuntimeEmbedder):
         except ClientError as exc:
             code, message = error_code(exc), error_message(exc)
             if code == "ValidationError" and "not found" in message.lower():
-                raise unusable(self.spec, message) from exc
+                reason = (
+                    f"endpoint '{self.spec.provider_model}' does not exist in this account and region ({code}); "
+                    "create it or correct its provider_model in models.json"
+                )
+                raise refused(self.spec, exc, reason) from exc
             if code != _REJECTED_INPUT:
                 raise
             if len(texts) == 1:
