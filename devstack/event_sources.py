@@ -29,6 +29,8 @@ from devstack.permissions import acting_as
 from devstack.template import LOCAL_REGION, SqsEventSource, StreamEventSource, Template
 
 log = logging.getLogger("devstack.sqs")
+# The user agent the event source's SQS client adds, so its calls can be told from the functions'.
+EVENT_SOURCE_AGENT = "devstack-event-source"
 IDLE_PAUSE_SECONDS = 0.1
 # Lambda reads each shard of a stream about four times a second.
 STREAM_IDLE_PAUSE_SECONDS = 0.25

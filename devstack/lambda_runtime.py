@@ -332,6 +332,14 @@ class ContainerFunction(LocalFunction):
         finally:
             self._lock.release()
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time its container has used so far (0 without one; Linux)."""
+        container = self._container
+        if container is None or container.process.poll() is not None:
+            return 0.0
+        fields = Path(f"/proc/{container.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         """Let an invocation under way end (or be cut by the caller's grace), then end the process."""
         container, self._container = self._container, None

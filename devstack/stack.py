@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import boto3
+from botocore.config import Config
 
 from devstack.api_gateway import ApiGateway
-from devstack.event_sources import EventSourcePoller, pollers_for
+from devstack.event_sources import EVENT_SOURCE_AGENT, EventSourcePoller, pollers_for
 from devstack.lambda_runtime import ContainerFunction, container_functions, stop_all
 from devstack.permissions import Permissions
 from devstack.processes import ChildServer, start_moto, start_osmem
@@ -59,8 +60,9 @@ class LocalAws:
             **{f"aws_{name}": value for name, value in _DUMMY_CREDENTIALS.items()}, region_name=self.region
         )
 
-    def client(self, service: str) -> Any:
-        return self._session().client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+    def client(self, service: str, user_agent_extra: str | None = None) -> Any:
+        config = Config(user_agent_extra=user_agent_extra) if user_agent_extra else None
+        return self._session().client(service, endpoint_url=self.endpoint_url, config=config)  # type: ignore[call-overload]
 
     def resource(self, service: str) -> Any:
         return self._session().resource(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
@@ -146,7 +148,11 @@ class DevStack:
         self.servers.append(start_osmem(c.opensearch_port, c.server_log))
         template = Template(
             load_template(),
-            parameters={**c.parameters, "Stage": c.stage, **local_opensearch_parameters(self.opensearch_url)},
+            parameters={
+                "Stage": c.stage,
+                **local_opensearch_parameters(self.opensearch_url),
+                **c.parameters,  # e.g. an OpenSearch endpoint in front of osmem (a counting proxy)
+            },
             pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
         # Before any client exists: they copy the permission hook when built.
@@ -159,8 +165,13 @@ class DevStack:
         self.functions = container_functions(template, permissions, self._stack_environment())
         for function in self.functions:
             function.start()  # the containers import their handlers side by side
+        # The event sources say who they are, so that the moto server counts their calls apart.
         self.pollers = pollers_for(
-            template, self.functions, self.aws.client("sqs"), self.aws.client("dynamodbstreams"), c.retry_after
+            template,
+            self.functions,
+            self.aws.client("sqs", user_agent_extra=EVENT_SOURCE_AGENT),
+            self.aws.client("dynamodbstreams", user_agent_extra=EVENT_SOURCE_AGENT),
+            c.retry_after,
         )
         self.schedules = [
             ScheduledInvoker(function, source, c.schedule_every)

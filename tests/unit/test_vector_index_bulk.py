@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -47,8 +48,9 @@ class ScriptedClient:
         self.timeouts: list[float] = []
         self.indices = ScriptedIndices()
 
-    def bulk(self, body: list[dict[str, Any]], index: str, request_timeout: float) -> dict[str, Any]:
-        self.bodies.append(body)
+    def bulk(self, body: bytes, index: str, request_timeout: float) -> dict[str, Any]:
+        assert body.endswith(b"\n")  # NDJSON, as _bulk reads it
+        self.bodies.append([json.loads(line) for line in body.splitlines()])
         self.paths.append(f"/{index}/_bulk")
         self.timeouts.append(request_timeout)
         response = self.responses.pop(0)

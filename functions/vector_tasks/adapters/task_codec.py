@@ -26,6 +26,7 @@ from vector_tasks.adapters.task_keys import (
     status_pk,
     task_pk,
 )
+from vector_tasks.domain.encoding import json_bytes
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
     ChunkOutcome,
@@ -66,7 +67,9 @@ def expired(item: dict[str, Any], now: datetime) -> bool:
 
 
 def pack(value: object) -> bytes:
-    return zlib.compress(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    # Level 1: on a chunk of vectors (280 KB of JSON) 4 ms and 130 KB; the default level 6 takes
+    # 30 ms for 115 KB. A stored chunk is written once and read once or twice.
+    return zlib.compress(json_bytes(value), 1)
 
 
 def unpack(value: Any) -> Any:

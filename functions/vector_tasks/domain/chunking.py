@@ -6,12 +6,15 @@ import hashlib
 import json
 from collections.abc import Sequence
 
+from vector_tasks.domain.encoding import json_bytes
 from vector_tasks.domain.errors import ItemNotUnicode, ItemTooLarge
 from vector_tasks.domain.limits import CHUNK_MAX_BYTES, CHUNK_MAX_ITEMS, MAX_ITEM_BYTES
 from vector_tasks.domain.model import Item, TaskKind, item_object_id
 
 
 def compact_json(value: object) -> str:
+    """Sorted, for the fingerprint: the standard library's JSON, so that fingerprints stored by
+    earlier versions still match a replay."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
@@ -30,7 +33,7 @@ def split_into_chunks(
     current_bytes = 0
     for item in items:
         try:
-            size = len(compact_json(item).encode())
+            size = len(json_bytes(item))
         except UnicodeEncodeError:
             raise ItemNotUnicode(item_object_id(item)) from None
         if size > MAX_ITEM_BYTES:

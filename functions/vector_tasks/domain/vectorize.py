@@ -71,15 +71,20 @@ def _text_of(spec: EmbeddingModelSpec, item: dict[str, Any]) -> str:
     return value
 
 
+_NUMBER_TYPES = frozenset({int, float})
+_FLOAT_ONLY = frozenset({float})
+
+
 def _vector_of(spec: EmbeddingModelSpec, item: dict[str, Any]) -> list[float]:
     value = _input_of(spec, item)
     where = f"payload.{spec.input.field}"
-    if not isinstance(value, list) or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in value):
+    # Exact types, checked in C (map, set): JSON gives int and float only, and bool is not a number.
+    if not isinstance(value, list) or not _NUMBER_TYPES.issuperset(map(type, value)):
         raise NotEmbeddable(f"{where} must be a list of numbers")
     if len(value) != spec.dimension:
         raise NotEmbeddable(f"{where} has {len(value)} values; model '{spec.id}' expects {spec.dimension}")
-    vector = [float(x) for x in value]
-    if not all(math.isfinite(x) for x in vector):
+    vector = value if _FLOAT_ONLY.issuperset(map(type, value)) else [float(x) for x in value]
+    if not all(map(math.isfinite, vector)):
         raise NotEmbeddable(f"{where} contains a value that is not a finite number")
     if spec.space_type == "cosinesimil" and not any(vector):
         raise NotEmbeddable(f"{where} is all zeros, which has no direction under cosine similarity")

@@ -75,6 +75,12 @@ class CreateTaskRequest(BaseModel):
     def task_items(self) -> list[Item]:
         raise NotImplementedError
 
+    def __repr_args__(self) -> Any:
+        # Powertools formats the route's arguments into a debug message whatever the log level:
+        # a repr of 10,000 items (megabytes of vectors) cost more than validating them.
+        for name, value in super().__repr_args__():
+            yield name, f"<{len(value)} values>" if isinstance(value, list) else value
+
 
 class DataItem(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -1,0 +1,24 @@
+"""Compact JSON for what the service stores and sends (chunks, `_bulk` bodies), fast.
+
+orjson writes the same JSON as the standard library, up to the spelling of a negative exponent
+(1e-7, not 1e-07), five to ten times faster and numpy arrays included. It refuses integers past
+64 bits, which JSON callers may send: those values take the standard library's path.
+"""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def json_bytes(value: object) -> bytes:
+    """`value` as compact UTF-8 JSON. Raises UnicodeEncodeError for a string that is not
+    Unicode (a lone surrogate, which JSON's \\ud800 escape can carry)."""
+    try:
+        return orjson.dumps(value, option=_OPTIONS)
+    except orjson.JSONEncodeError:
+        # An integer past 64 bits, or a lone surrogate, which encode() then names.
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
