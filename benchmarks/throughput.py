@@ -44,7 +44,6 @@ for entry in (REPO, REPO / "functions"):
 
 from opensearchpy import OpenSearch, helpers  # noqa: E402
 
-from devstack.lambda_runtime import ContainerFunction  # noqa: E402
 from devstack.moto_server import COUNTS_PATH  # noqa: E402
 from devstack.stack import DevStack, DevStackConfig  # noqa: E402
 from vector_tasks.adapters.embedders.hashing import HashingEmbedder  # noqa: E402
@@ -276,11 +275,7 @@ class Stack:
         return self.devstack.api_url
 
     def worker_cpu(self) -> float:
-        return sum(
-            f.cpu_seconds()
-            for f in self.devstack.functions
-            if isinstance(f, ContainerFunction) and f.spec.logical_id == "TaskWorkerFunction"
-        )
+        return sum(f.cpu_seconds() for f in self.devstack.functions if f.spec.logical_id == "TaskWorkerFunction")
 
     def aws_requests(self, reset: bool = False) -> list[dict[str, Any]]:
         status, rows = http("DELETE" if reset else "GET", f"{self.devstack.aws_endpoint_url}{COUNTS_PATH}")

@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from devstack.stack import DevStack, DevStackConfig
+from devstack.stack import LOCAL_MAX_CONCURRENCY, DevStack, DevStackConfig
 from vector_tasks_client import VectorTasksClient
 from vector_tasks_client.console import DEFAULT_PORT as CONSOLE_PORT
 from vector_tasks_client.console import ConsoleServer
@@ -54,6 +54,12 @@ def main() -> int:
         help="seconds without progress before the reconciler acts on a task (env RECONCILE_STALL_AFTER; "
         "default: the template's ReconcileStallAfterSeconds)",
     )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=int(os.environ.get("MAX_CONCURRENCY", LOCAL_MAX_CONCURRENCY)),
+        help="invocations at once of the worker (its MaximumConcurrency, at most this; env MAX_CONCURRENCY)",
+    )
     parser.add_argument("--server-log", type=Path, default=Path(".devstack/servers.log"), help="moto and osmem output")
     parser.add_argument(
         "--sam-env-file",
@@ -80,6 +86,7 @@ def main() -> int:
             sam_env_file=args.sam_env_file,
             function_overrides={name: os.environ[name] for name in FUNCTION_OVERRIDES if name in os.environ},
             schedule_every=args.reconcile_every,
+            max_concurrency=args.max_concurrency,
             parameters=(
                 {}
                 if args.reconcile_stall_after is None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -45,24 +46,30 @@ class EventSourcePoller:
     idle_pause: float
     source_name: str  # for the log
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, threads: int = 1) -> None:
+        """`threads`: batches in flight at once, each polled and handed over by its own thread."""
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-{n}" if n else name, daemon=True) for n in range(threads)
+        ]
 
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        return any(thread.is_alive() for thread in self._threads)
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def request_stop(self) -> None:
         """No new batch is taken; one under way goes on until `join` gives up on it."""
         self._stop.set()
 
     def join(self, timeout: float) -> None:
-        if self.running:
-            self._thread.join(timeout)
+        give_up_at = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(max(0.0, give_up_at - time.monotonic()))
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         raise NotImplementedError
@@ -100,7 +107,8 @@ class SqsPoller(EventSourcePoller):
         self._region = region
         self._retry_after = retry_after
         self.source_name = queue_arn
-        super().__init__(f"sqs-{function.spec.logical_id}-{source.queue_logical_id}")
+        # As many batches in flight as the function runs at once (its MaximumConcurrency here).
+        super().__init__(f"sqs-{function.spec.logical_id}-{source.queue_logical_id}", threads=function.concurrency)
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -23,6 +23,7 @@ import contextvars
 import importlib
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -114,6 +115,8 @@ def runtime_environment(spec: FunctionSpec) -> dict[str, str]:
 
 class LocalFunction:
     """What both runtimes share: the spec, the role, Lambda's payload limits and the timeout."""
+
+    concurrency = 1  # invocations it runs at once (ScaledFunction: more)
 
     def __init__(self, spec: FunctionSpec, role: Role | None) -> None:
         """`role`: what the function's AWS calls may do; None leaves them unchecked."""
@@ -347,6 +350,41 @@ class ContainerFunction(LocalFunction):
             container.close()
 
 
+class ScaledFunction(LocalFunction):
+    """A function that runs up to `concurrency` invocations at once, each in an execution
+    environment of its own (a ContainerFunction), as Lambda scales an event source's function up
+    to its MaximumConcurrency. The first environment starts with the stack; the others on the
+    first invocation that finds every started one busy (a cold start, as on Lambda)."""
+
+    def __init__(self, spec: FunctionSpec, role: Role | None, environment: Mapping[str, str], concurrency: int) -> None:
+        super().__init__(spec, role)
+        self.concurrency = concurrency
+        self.environment = dict(environment)
+        self.environments = [ContainerFunction(spec, role, environment) for _ in range(concurrency)]
+        self._idle: queue.Queue[ContainerFunction] = queue.Queue()
+        for environment_ in self.environments:
+            self._idle.put(environment_)
+
+    def start(self) -> None:
+        self.environments[0].start()
+
+    def wait_ready(self, timeout: float) -> None:
+        self.environments[0].wait_ready(timeout)
+
+    def _run(self, event: dict[str, Any], wait: float) -> Any:
+        environment = self._idle.get()  # one that is not running an invocation of ours
+        try:
+            return environment._run(event, wait)
+        finally:
+            self._idle.put(environment)
+
+    def cpu_seconds(self) -> float:
+        return sum(environment.cpu_seconds() for environment in self.environments)
+
+    def stop(self) -> None:
+        stop_all(self.environments)
+
+
 def stop_all(functions: Sequence[LocalFunction]) -> None:
     """Stop every function at once: each may wait for an invocation under way to end."""
     stoppers = [threading.Thread(target=f.stop, name=f"stop-{f.spec.logical_id}") for f in functions]
@@ -362,15 +400,21 @@ def in_process_functions(template: Template, permissions: Permissions) -> list[I
 
 
 def container_functions(
-    template: Template, permissions: Permissions, stack_environment: Mapping[str, str]
-) -> list[ContainerFunction]:
+    template: Template, permissions: Permissions, stack_environment: Mapping[str, str], max_concurrency: int = 1
+) -> list[ContainerFunction | ScaledFunction]:
     """The template's functions, each in its own process with its own environment: the runtime's
-    variables, the stack's (endpoints, credentials, region) and its template variables."""
-    return [
-        ContainerFunction(
-            spec,
-            permissions.role(spec.logical_id),
-            {**runtime_environment(spec), **stack_environment, **template.function_environment(spec)},
+    variables, the stack's (endpoints, credentials, region) and its template variables.
+
+    A function of an SQS event source with a MaximumConcurrency runs up to that many
+    invocations at once, capped at `max_concurrency` (this machine's cores, not AWS's)."""
+    functions: list[ContainerFunction | ScaledFunction] = []
+    for spec in template.functions():
+        role = permissions.role(spec.logical_id)
+        environment = {**runtime_environment(spec), **stack_environment, **template.function_environment(spec)}
+        concurrency = min(max_concurrency, max((s.maximum_concurrency or 1 for s in spec.sqs_sources), default=1))
+        functions.append(
+            ScaledFunction(spec, role, environment, concurrency)
+            if concurrency > 1
+            else ContainerFunction(spec, role, environment)
         )
-        for spec in template.functions()
-    ]
+    return functions

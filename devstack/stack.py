@@ -19,7 +19,7 @@ from botocore.config import Config
 
 from devstack.api_gateway import ApiGateway
 from devstack.event_sources import EVENT_SOURCE_AGENT, EventSourcePoller, pollers_for
-from devstack.lambda_runtime import ContainerFunction, container_functions, stop_all
+from devstack.lambda_runtime import ContainerFunction, ScaledFunction, container_functions, stop_all
 from devstack.permissions import Permissions
 from devstack.processes import ChildServer, start_moto, start_osmem
 from devstack.resources import create_resources
@@ -68,6 +68,9 @@ class LocalAws:
         return self._session().resource(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
 
 
+LOCAL_MAX_CONCURRENCY = 2
+
+
 @dataclass
 class DevStackConfig:
     port: int = 3000
@@ -87,13 +90,16 @@ class DevStackConfig:
     # Run every schedule of the template this often (seconds) instead of its rate; None keeps it.
     schedule_every: float | None = None
     start_schedules: bool = True  # False: tests that invoke the scheduled functions themselves
+    # Invocations at once of a function behind an SQS event source: its MaximumConcurrency, at
+    # most this (a core each here, where AWS gives each its own).
+    max_concurrency: int = LOCAL_MAX_CONCURRENCY
 
 
 class DevStack:
     def __init__(self, config: DevStackConfig) -> None:
         self.config = config
         self.servers: list[ChildServer] = []
-        self.functions: list[ContainerFunction] = []
+        self.functions: list[ContainerFunction | ScaledFunction] = []
         self.pollers: list[EventSourcePoller] = []
         self.schedules: list[ScheduledInvoker] = []
         self.gateway: ApiGateway | None = None
@@ -162,7 +168,7 @@ class DevStack:
         if c.sam_env_file is not None:
             c.sam_env_file.parent.mkdir(parents=True, exist_ok=True)
             c.sam_env_file.write_text(json.dumps(self.sam_local_environment(), indent=2) + "\n")
-        self.functions = container_functions(template, permissions, self._stack_environment())
+        self.functions = container_functions(template, permissions, self._stack_environment(), c.max_concurrency)
         for function in self.functions:
             function.start()  # the containers import their handlers side by side
         # The event sources say who they are, so that the moto server counts their calls apart.

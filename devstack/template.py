@@ -62,6 +62,7 @@ class SqsEventSource:
     queue_logical_id: str
     batch_size: int
     report_batch_item_failures: bool
+    maximum_concurrency: int | None = None  # ScalingConfig: batches in flight at once
 
 
 @dataclass
@@ -255,6 +256,7 @@ class Template:
                             batch_size=int(event_props.get("BatchSize", 10)),
                             report_batch_item_failures="ReportBatchItemFailures"
                             in event_props.get("FunctionResponseTypes", []),
+                            maximum_concurrency=self._maximum_concurrency(event_props),
                         )
                     )
                 elif event["Type"] == "DynamoDB":
@@ -266,6 +268,10 @@ class Template:
                     raise ValueError(f"{logical_id}: event type {event['Type']} is not supported locally")
             specs.append(spec)
         return specs
+
+    def _maximum_concurrency(self, props: dict[str, Any]) -> int | None:
+        value = props.get("ScalingConfig", {}).get("MaximumConcurrency")
+        return None if value is None else int(self.resolve(value))
 
     def _stream_source(self, logical_id: str, props: dict[str, Any]) -> StreamEventSource:
         known = {

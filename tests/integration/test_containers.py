@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +15,7 @@ from devstack.lambda_runtime import (
     ContainerFunction,
     FunctionError,
     FunctionTimedOut,
+    ScaledFunction,
     runtime_environment,
 )
 from devstack.stack import DevStack, DevStackConfig
@@ -48,7 +51,7 @@ def served(environment_before: dict[str, str]) -> Iterator[DevStack]:
         yield stack
 
 
-def _probe(function: ContainerFunction, handler: str, timeout: int = 29) -> ContainerFunction:
+def _probe(function: ContainerFunction | ScaledFunction, handler: str, timeout: int = 29) -> ContainerFunction:
     """The function's own container set-up (environment, role) running a probe handler instead."""
     spec = FunctionSpec(
         function.spec.logical_id, f"tests.support.stub_handlers.{handler}", timeout, function.spec.memory_size, {}
@@ -161,7 +164,37 @@ def test_the_containers_end_with_the_stack() -> None:
         port=_free_port(), opensearch_port=_free_port(), moto_port=_free_port(), start_pollers=False
     )
     stack = DevStack(config).start()
-    processes = [f._container.process for f in stack.functions if f._container is not None]
+    environments = [e for f in stack.functions for e in (f.environments if isinstance(f, ScaledFunction) else [f])]
+    # The first environment of each function started with the stack; a scaled one's others start on demand.
+    processes = [e._container.process for e in environments if e._container is not None]
     assert len(processes) == len(stack.functions) == len(stack.template.functions())  # type: ignore[union-attr]
     stack.stop()
     assert all(p.poll() is not None for p in processes)
+
+
+def test_the_worker_scales_to_its_maximum_concurrency_capped_by_the_stack(served: DevStack) -> None:
+    worker = next(f for f in served.functions if f.spec.logical_id == "TaskWorkerFunction")
+    assert isinstance(worker, ScaledFunction)
+    assert worker.concurrency == min(served.config.max_concurrency, 10)  # WorkerMaxConcurrency's default
+    others = [f for f in served.functions if f.spec.logical_id != "TaskWorkerFunction"]
+    assert all(isinstance(f, ContainerFunction) for f in others)  # no SQS source: one at a time
+
+
+def test_a_scaled_function_runs_invocations_side_by_side_and_reuses_warm_environments() -> None:
+    spec = FunctionSpec("Napper", "tests.support.stub_handlers.nap", 10, 128, {})
+    napper = ScaledFunction(spec, None, runtime_environment(spec), concurrency=2)
+    answers: list[int] = []
+    try:
+        napper.start()
+        napper.wait_ready(10)
+        sleeper = threading.Thread(target=lambda: answers.append(napper.invoke({"seconds": 2})["pid"]))
+        sleeper.start()
+        while napper._idle.qsize() == 2:  # until the sleeper holds the first environment
+            time.sleep(0.01)
+        beside = napper.invoke({"seconds": 0})["pid"]  # the second environment, cold-started
+        sleeper.join()
+        assert beside != answers[0]
+        assert {napper.invoke({"seconds": 0})["pid"] for _ in range(3)} <= {beside, answers[0]}  # warm ones
+    finally:
+        napper.stop()
+    assert all(e._container is None for e in napper.environments)
