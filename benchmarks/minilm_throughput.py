@@ -20,12 +20,9 @@ import argparse
 import json
 import os
 import random
-import socket
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -36,6 +33,8 @@ for entry in (REPO, REPO / "functions"):
         sys.path.insert(0, str(entry))
 # The handlers' JSON logs (one line per invocation) would bury the result.
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+from benchmarks.local_http import call, free_port  # noqa: E402
 
 MODEL_ID = "local-minilm"
 DIMENSION = 384
@@ -82,24 +81,6 @@ def sentences(count: int, seed: int) -> list[str]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _call(method: str, url: str, body: Any = None, timeout: float = 120) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    # Loopback only: the stack this script started.
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
 def measure_raw(texts: list[str], batch_size: int) -> tuple[float, str]:
     """Seconds to embed `texts` in one call, the model loaded and warmed up first."""
     from vector_tasks.adapters.embedders.minilm import MiniLMEmbedder
@@ -127,12 +108,12 @@ def run_task(api: str, task_id: str, texts: list[str], timeout: float, poll: flo
         "items": [{"object_id": f"doc-{i:05d}", "payload": {"text": t}} for i, t in enumerate(texts)],
     }
     start = time.perf_counter()
-    status, answer = _call("POST", f"{api}/internal/upsertion-tasks/run", body)
+    status, answer = call("POST", f"{api}/internal/upsertion-tasks/run", body)
     if status != 202:
         raise SystemExit(f"POST /internal/upsertion-tasks/run answered {status}: {json.dumps(answer)}")
     deadline = time.monotonic() + timeout
     while True:
-        status, task = _call("GET", f"{api}/internal/upsertion-tasks/info?task_id={task_id}")
+        status, task = call("GET", f"{api}/internal/upsertion-tasks/info?task_id={task_id}")
         if status != 200:
             raise SystemExit(f"GET /internal/upsertion-tasks/info answered {status}: {json.dumps(task)}")
         if task["status"] in FINAL:
@@ -143,7 +124,7 @@ def run_task(api: str, task_id: str, texts: list[str], timeout: float, poll: flo
 
 
 def _count(opensearch: str, index: str) -> int | str:
-    status, answer = _call("GET", f"{opensearch}/{index}/_count")
+    status, answer = call("GET", f"{opensearch}/{index}/_count")
     return int(answer["count"]) if status == 200 else f"? ({status})"
 
 
@@ -177,7 +158,7 @@ def main() -> int:
     print("Starting the local stack ...", file=sys.stderr, flush=True)
     with tempfile.TemporaryFile() as server_log:
         config = DevStackConfig(
-            port=_free_port(), opensearch_port=_free_port(), moto_port=_free_port(), server_log=server_log
+            port=free_port(), opensearch_port=free_port(), moto_port=free_port(), server_log=server_log
         )
         with DevStack(config) as stack:
             run = uuid.uuid4().hex[:8]

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import sys
 import threading
 import time
@@ -44,6 +43,7 @@ for entry in (REPO, REPO / "functions"):
 
 from opensearchpy import OpenSearch, helpers  # noqa: E402
 
+from benchmarks.local_http import call, free_port  # noqa: E402
 from devstack.moto_server import COUNTS_PATH  # noqa: E402
 from devstack.stack import DevStack, DevStackConfig  # noqa: E402
 from vector_tasks.adapters.embedders.hashing import HashingEmbedder  # noqa: E402
@@ -60,13 +60,6 @@ TARGET_AWS_PER_1000 = 30
 DIRECT_CHUNK_SIZES = (100, 500, 2000)
 DIRECT_COMPRESSION = (False, True)
 COUNTING_ITEMS = 2_000  # the counting pass's workloads (requests scale with items)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # -- the workloads -------------------------------------------------------------------------------
@@ -218,23 +211,15 @@ def direct_delete(url: str, items: list[dict[str, Any]]) -> Timing:
 # -- end to end on the local stack ---------------------------------------------------------------
 
 
-def http(method: str, url: str, body: Any = None, timeout: float = 120) -> tuple[int, Any]:
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
 def count(opensearch_url: str, index: str) -> int:
-    http("POST", f"{opensearch_url}/{index}/_refresh")
-    status, answer = http("GET", f"{opensearch_url}/{index}/_count")
+    call("POST", f"{opensearch_url}/{index}/_refresh")
+    status, answer = call("GET", f"{opensearch_url}/{index}/_count")
     return int(answer["count"]) if status == 200 else 0
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 600, interval: float = 0.05) -> None:
+def wait_until(check: Callable[[], bool], timeout: float = 600, interval: float = 0.25) -> None:
+    """Poll `check`: four times a second, so that the polling (a refresh and a count each time)
+    takes little from the stack it measures, and adds at most a quarter of a second."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -278,7 +263,7 @@ class Stack:
         return sum(f.cpu_seconds() for f in self.devstack.functions if f.spec.logical_id == "TaskWorkerFunction")
 
     def aws_requests(self, reset: bool = False) -> list[dict[str, Any]]:
-        status, rows = http("DELETE" if reset else "GET", f"{self.devstack.aws_endpoint_url}{COUNTS_PATH}")
+        status, rows = call("DELETE" if reset else "GET", f"{self.devstack.aws_endpoint_url}{COUNTS_PATH}")
         assert status == 200
         return list(rows)
 
@@ -287,7 +272,7 @@ class Stack:
         cpu = self.worker_cpu()
         started = time.perf_counter()
         for body in bodies:
-            status, answer = http("POST", f"{self.api}/internal/{kind}-tasks/run", body)
+            status, answer = call("POST", f"{self.api}/internal/{kind}-tasks/run", body)
             assert status == 202, answer
         wait_until(done)
         return EndToEnd(time.perf_counter() - started, self.worker_cpu() - cpu)
@@ -451,7 +436,7 @@ def counting_run(
 
 def all_done(api: str, kind: str, prefix: str, tasks: int) -> bool:
     for n in range(tasks):
-        status, task = http("GET", f"{api}/internal/{kind}-tasks/info?task_id={prefix}-{n}&failures_limit=1")
+        status, task = call("GET", f"{api}/internal/{kind}-tasks/info?task_id={prefix}-{n}&failures_limit=1")
         if status != 200 or task["status"] != "done":
             return False
     return True

@@ -33,6 +33,7 @@ metrics = Metrics(namespace=NAMESPACE)
 # The metric names, stable: dashboards and alarms (template.yaml) and the README name them.
 ITEMS_SUCCEEDED = "ItemsSucceeded"
 ITEMS_FAILED = "ItemsFailed"
+ITEMS_SUPERSEDED = "ItemsSuperseded"  # of ItemsSucceeded: a newer accepted write was there
 CHUNK_PROCESSING_TIME = "ChunkProcessingTime"
 EMBEDDING_LATENCY = "EmbeddingLatency"
 BULK_RETRIES = "BulkRetries"
@@ -44,8 +45,7 @@ class WorkMetrics:
     """The per-kind metrics of the worker, the dead-letter handler and the event publisher.
 
     Values are gathered per set of dimensions and published by `flush` as one document each, so
-    a batch of chunks of both kinds costs two documents, not one per value. Where ordering lands,
-    a superseded count joins `chunk_recorded` as one more line, from ChunkOutcome.
+    a batch of chunks of both kinds costs two documents, not one per value.
     """
 
     def __init__(self) -> None:
@@ -63,6 +63,7 @@ class WorkMetrics:
     def chunk_recorded(self, kind: TaskKind, outcome: ChunkOutcome, seconds: float) -> None:
         self._add(ITEMS_SUCCEEDED, MetricUnit.Count, outcome.succeeded, kind=kind.value)
         self._add(ITEMS_FAILED, MetricUnit.Count, len(outcome.failures), kind=kind.value)
+        self._add(ITEMS_SUPERSEDED, MetricUnit.Count, outcome.superseded, kind=kind.value)
         self._add(CHUNK_PROCESSING_TIME, MetricUnit.Milliseconds, seconds * 1000, kind=kind.value)
 
     def chunk_given_up(self, kind: TaskKind) -> None:

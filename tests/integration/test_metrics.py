@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.in_process import InProcessStack
 from vector_tasks import observability
+from vector_tasks.domain.model import ChunkOutcome, ItemFailure, TaskKind
 
 MODEL = "local-hash-384"
 
@@ -55,6 +56,7 @@ def test_the_worker_the_dead_letter_handler_and_the_publisher_publish_per_kind(
 
     assert values[(observability.ITEMS_SUCCEEDED, kind("upsertion"))] == [3]
     assert values[(observability.ITEMS_FAILED, kind("upsertion"))] == [1]
+    assert values[(observability.ITEMS_SUPERSEDED, kind("upsertion"))] == [0]  # no newer write was there
     assert values[(observability.ITEMS_SUCCEEDED, kind("deletion"))] == [1]
     assert values[(observability.ITEMS_FAILED, kind("deletion"))] == [1]  # listed as not found
     assert len(values[(observability.CHUNK_PROCESSING_TIME, kind("upsertion"))]) == 1
@@ -87,3 +89,18 @@ def test_a_duplicate_delivery_counts_nothing_twice(
     stack.drain()
     values = published(capsys.readouterr().out)
     assert values[(observability.ITEMS_SUCCEEDED, kind("upsertion"))] == [1]
+
+
+def test_superseded_items_are_published_with_the_chunk(
+    metrics_on: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "vector-ingestion")
+    work = observability.WorkMetrics()
+    outcome = ChunkOutcome(succeeded=5, failures=(ItemFailure("x", "rejected"),), superseded=2)
+    work.chunk_recorded(TaskKind.UPSERTION, outcome, 0.25)
+    work.flush()
+    values = published(capsys.readouterr().out)
+    assert values[(observability.ITEMS_SUCCEEDED, kind("upsertion"))] == [5]
+    assert values[(observability.ITEMS_SUPERSEDED, kind("upsertion"))] == [2]
+    assert values[(observability.ITEMS_FAILED, kind("upsertion"))] == [1]
+    assert values[(observability.CHUNK_PROCESSING_TIME, kind("upsertion"))] == [250]

@@ -263,6 +263,7 @@ def test_the_dashboard_is_valid_json_showing_every_published_metric() -> None:
     published = {
         observability.ITEMS_SUCCEEDED,
         observability.ITEMS_FAILED,
+        observability.ITEMS_SUPERSEDED,
         observability.CHUNK_PROCESSING_TIME,
         observability.EMBEDDING_LATENCY,
         observability.BULK_RETRIES,
