@@ -335,6 +335,15 @@ class ContainerFunction(LocalFunction):
         finally:
             self._lock.release()
 
+    @property
+    def busy(self) -> bool:
+        """Running an invocation, perhaps one whose caller stopped waiting."""
+        return self._lock.locked()
+
+    def wait_idle(self) -> None:
+        with self._lock:
+            pass
+
     def cpu_seconds(self) -> float:
         """User plus system CPU time its container has used so far (0 without one; Linux)."""
         container = self._container
@@ -361,8 +370,10 @@ class ScaledFunction(LocalFunction):
         self.concurrency = concurrency
         self.environment = dict(environment)
         self.environments = [ContainerFunction(spec, role, environment) for _ in range(concurrency)]
-        self._idle: queue.Queue[ContainerFunction] = queue.Queue()
-        for environment_ in self.environments:
+        # Last in, first out: the warmest environment takes the next invocation, so one that has
+        # never run is only started when every started one is busy.
+        self._idle: queue.LifoQueue[ContainerFunction] = queue.LifoQueue()
+        for environment_ in reversed(self.environments):
             self._idle.put(environment_)
 
     def start(self) -> None:
@@ -376,7 +387,19 @@ class ScaledFunction(LocalFunction):
         try:
             return environment._run(event, wait)
         finally:
+            self._give_back(environment)
+
+    def _give_back(self, environment: ContainerFunction) -> None:
+        """Back to the idle ones, once it is: a caller that stopped waiting left it busy."""
+        if not environment.busy:
             self._idle.put(environment)
+            return
+
+        def when_idle() -> None:
+            environment.wait_idle()
+            self._idle.put(environment)
+
+        threading.Thread(target=when_idle, name=f"idle-{self.spec.logical_id}", daemon=True).start()
 
     def cpu_seconds(self) -> float:
         return sum(environment.cpu_seconds() for environment in self.environments)

@@ -187,6 +187,9 @@ def test_a_scaled_function_runs_invocations_side_by_side_and_reuses_warm_environ
     try:
         napper.start()
         napper.wait_ready(10)
+        first = napper.invoke({"seconds": 0})["pid"]
+        assert napper.invoke({"seconds": 0})["pid"] == first  # one after the other: the warm one
+        assert napper.environments[1]._container is None  # never needed, never started
         sleeper = threading.Thread(target=lambda: answers.append(napper.invoke({"seconds": 2})["pid"]))
         sleeper.start()
         while napper._idle.qsize() == 2:  # until the sleeper holds the first environment
@@ -198,3 +201,18 @@ def test_a_scaled_function_runs_invocations_side_by_side_and_reuses_warm_environ
     finally:
         napper.stop()
     assert all(e._container is None for e in napper.environments)
+
+
+def test_a_scaled_function_leaves_an_environment_its_caller_abandoned_to_finish() -> None:
+    spec = FunctionSpec("Napper", "tests.support.stub_handlers.nap", 20, 128, {})
+    napper = ScaledFunction(spec, None, runtime_environment(spec), concurrency=2)
+    try:
+        first = napper.invoke({"seconds": 0})["pid"]
+        with pytest.raises(FunctionTimedOut):
+            napper.invoke({"seconds": 8}, timeout=0.5)  # the first environment stays busy
+        assert napper.invoke({"seconds": 0})["pid"] != first  # so the other one answers, at once
+        napper.environments[0].wait_idle()
+        while napper._idle.qsize() < 2:  # given back once its invocation ended
+            time.sleep(0.01)
+    finally:
+        napper.stop()
