@@ -50,6 +50,6 @@ def test_done_and_canceled_tasks_are_announced_on_the_bus(local_stack: RunningSt
     events = wait_for(both_announced, timeout=60)
     by_id = {e["detail"]["id"]: e["detail"] for e in events}
     assert (by_id[done]["status"], by_id[done]["attempt"], by_id[done]["kind"]) == ("done", 1, "upsertion")
-    assert by_id[done]["progress"] == {"total": 4, "succeeded": 3, "failed": 1, "pending": 0}
+    assert by_id[done]["progress"] == {"total": 4, "succeeded": 3, "failed": 1, "pending": 0, "superseded": 0}
     assert by_id[canceled]["status"] == final  # canceled, or done if the worker finished first
     assert {e["source"] for e in events} == {"vector-ingestion.tasks"}

@@ -38,7 +38,7 @@ def test_a_finished_task_is_announced_once_with_its_counters(stack: InProcessSta
     detail = event["detail"]
     assert detail["id"] == "e1" and detail["kind"] == "upsertion" and detail["embedding_model_id"] == MODEL
     assert (detail["status"], detail["attempt"]) == ("done", 1)
-    assert detail["progress"] == {"total": 3, "succeeded": 2, "failed": 1, "pending": 0}
+    assert detail["progress"] == {"total": 3, "succeeded": 2, "failed": 1, "pending": 0, "superseded": 0}
     # Reading again, more writes (an info, a duplicate delivery) announce nothing more.
     stack.request("GET", "/internal/upsertion-tasks/info", "task_id=e1")
     stack.drain()
