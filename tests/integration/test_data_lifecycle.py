@@ -111,7 +111,10 @@ def test_a_task_whose_items_expired_answers_info_and_refuses_a_restart_with_409(
     expire(stack, "l4")
     status, task = stack.request("GET", "/internal/upsertion-tasks/info", "task_id=l4")
     assert status == 200
-    assert (task["status"], task["progress"]) == ("done", {"total": 2, "succeeded": 1, "failed": 1, "pending": 0, "superseded": 0})
+    assert (task["status"], task["progress"]) == (
+        "done",
+        {"total": 2, "succeeded": 1, "failed": 1, "pending": 0, "superseded": 0},
+    )
     assert task["failed_items"] == []  # the failure details expired with the results
 
     status, answer = stack.request("PUT", "/internal/upsertion-tasks/restart", f"task_id=l4&scope={scope}")

@@ -27,13 +27,23 @@ MODEL = "local-hash-384"
 Edit = Callable[[dict[str, Any]], None]
 
 
+def statement_lists(document: dict[str, Any], function: str) -> list[list[dict[str, Any]]]:
+    """The inline statement lists `function` runs with (to edit in place): its SAM `Policies`,
+    or those of the role it names (`Role: !GetAtt SomeRole.Arn`)."""
+    properties = document["Resources"][function]["Properties"]
+    if "Role" in properties:
+        role = document["Resources"][properties["Role"]["Fn::GetAtt"][0]]["Properties"]
+        return [policy["PolicyDocument"]["Statement"] for policy in role.get("Policies", [])]
+    return [policy["Statement"] for policy in properties.get("Policies", []) if "Statement" in policy]
+
+
 def without_action(function: str, action: str) -> Edit:
     """template.yaml with `action` taken out of every inline statement of `function`'s policies."""
 
     def edit(document: dict[str, Any]) -> None:
         found = False
-        for policy in document["Resources"][function]["Properties"]["Policies"]:
-            for statement in policy.get("Statement", []):
+        for statements in statement_lists(document, function):
+            for statement in statements:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 if action in actions:
                     statement["Action"] = [a for a in actions if a != action]
@@ -131,9 +141,8 @@ def test_a_transaction_needs_each_inner_action_on_the_workers_role(
 
 
 def _titan_stack_edit(document: dict[str, Any]) -> None:
-    worker = document["Resources"]["TaskWorkerFunction"]["Properties"]
-    for policy in worker["Policies"]:
-        policy["Statement"] = [s for s in policy.get("Statement", []) if s["Action"] != "bedrock:InvokeModel"]
+    for statements in statement_lists(document, "TaskWorkerFunction"):
+        statements[:] = [s for s in statements if s["Action"] != "bedrock:InvokeModel"]
 
 
 @pytest.mark.parametrize("template_document", [_titan_stack_edit], indirect=True)

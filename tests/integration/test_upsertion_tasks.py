@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from opensearchpy import OpenSearch
 
 from tests.support.in_process import InProcessStack
+from vector_tasks import observability
 
 RUN = "/internal/upsertion-tasks/run"
 INFO = "/internal/upsertion-tasks/info"
@@ -249,14 +251,18 @@ def test_a_large_task_is_chunked_and_every_item_indexed(stack: InProcessStack, o
 
 
 def test_each_answered_request_is_logged_with_its_caller_task_and_status(
-    stack: InProcessStack, capsys: pytest.CaptureFixture[str]
+    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the API's access log (same request id), who created, canceled or restarted what."""
+    # Read what the functions' logger writes, at its handler: its stream is whatever sys.stdout
+    # was when a handler module first configured it, not this test's capture.
+    written = io.StringIO()
+    monkeypatch.setattr(observability.logger.registered_handler, "stream", written)
     body = {"embedding_model_id": "local-hash-384", "items": [{"object_id": "a", "payload": {"text": "t"}}]}
     status, created = stack.request("POST", "/internal/upsertion-tasks/run", body=body)
     assert status == 202
     stack.request("PUT", "/internal/upsertion-tasks/cancel", f"task_id={created['id']}")
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"Request answered"' in line]
+    lines = [json.loads(line) for line in written.getvalue().splitlines() if '"Request answered"' in line]
     assert [(line["method"], line["task_id"], line["status"]) for line in lines] == [
         ("POST", created["id"], 202),  # the id the service generated
         ("PUT", created["id"], 200),
