@@ -78,12 +78,14 @@ _FLOAT_ONLY = frozenset({float})
 def _vector_of(spec: EmbeddingModelSpec, item: dict[str, Any]) -> list[float]:
     value = _input_of(spec, item)
     where = f"payload.{spec.input.field}"
-    # Exact types, checked in C (map, set): JSON gives int and float only, and bool is not a number.
-    if not isinstance(value, list) or not _NUMBER_TYPES.issuperset(map(type, value)):
+    # Exact types, gathered once in C (map, set): JSON gives int and float only, and bool is not
+    # a number.
+    types = set(map(type, value)) if isinstance(value, list) else {type(value)}
+    if not isinstance(value, list) or not types <= _NUMBER_TYPES:
         raise NotEmbeddable(f"{where} must be a list of numbers")
     if len(value) != spec.dimension:
         raise NotEmbeddable(f"{where} has {len(value)} values; model '{spec.id}' expects {spec.dimension}")
-    vector = value if _FLOAT_ONLY.issuperset(map(type, value)) else [float(x) for x in value]
+    vector = value if types <= _FLOAT_ONLY else [float(x) for x in value]
     if not all(map(math.isfinite, vector)):
         raise NotEmbeddable(f"{where} contains a value that is not a finite number")
     if spec.space_type == "cosinesimil" and not any(vector):

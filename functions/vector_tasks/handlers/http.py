@@ -68,7 +68,7 @@ def _nesting_depth_over(value: Any, limit: int) -> bool:
         if depth > limit:
             return True
         # The types first, in C: most arrays are vectors, with no container among their values.
-        if _CONTAINERS.isdisjoint(set(map(type, children))):
+        if _CONTAINERS.isdisjoint(map(type, children)):
             continue
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
