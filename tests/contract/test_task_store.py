@@ -8,9 +8,9 @@ test_listing_scale.py is DynamoDB-only."""
 from __future__ import annotations
 
 import base64
-import json
 import random
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from tests.support.memory import MemoryTaskStore
+from vector_tasks.domain.chunking import split_into_chunks
+from vector_tasks.domain.encoding import json_bytes
 from vector_tasks.domain.errors import ChunkNotStored
-from vector_tasks.domain.limits import CHUNK_MAX_BYTES
+from vector_tasks.domain.limits import CHUNK_MAX_BYTES, CHUNK_MAX_ITEMS, CHUNK_MAX_STORED_BYTES
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
     WRITE_VERSION_BASE,
@@ -431,23 +433,63 @@ def test_more_chunks_than_one_batch_write(store: TaskStore) -> None:
         assert store.load_chunk(ChunkRef(UPSERTION, "many", 1, number), ORIGINAL_CHUNKS) == chunks[number]
 
 
-def test_a_chunk_of_the_largest_size_stores(store: TaskStore) -> None:
-    """~300 KB of JSON of poorly compressible payloads still fits a 400 KB item once compressed."""
+def test_the_largest_chunks_store(store: TaskStore) -> None:
+    """A chunk at the stored bound of poorly compressible payloads, and one at the JSON bound of
+    payloads that compress well, each fit a 400 KB item (DynamoDB Local refuses larger ones)."""
     rng = random.Random(42)
-    items: list[Item] = []
-    size = 2
-    while True:
-        text = base64.b64encode(rng.randbytes(2_000)).decode()
-        item = {"object_id": f"big-{len(items)}", "payload": {"text": text, "n": len(items)}}
-        item_size = len(json.dumps(item, separators=(",", ":"))) + 1
-        if size + item_size > CHUNK_MAX_BYTES:
-            break
-        items.append(item)
-        size += item_size
-    assert size > CHUNK_MAX_BYTES - 3_000
+    poor: list[Item] = [
+        {"object_id": f"big-{n}", "payload": {"text": base64.b64encode(rng.randbytes(2_000)).decode(), "n": n}}
+        for n in range(400)
+    ]
+    dense = split_into_chunks(poor)[0]
+    assert len(zlib.compress(json_bytes(dense), 1)) > CHUNK_MAX_STORED_BYTES - 10_000
+    repetitive: list[Item] = [{"object_id": f"r-{n}", "payload": {"text": "ab" * 40_000}} for n in range(30)]
+    wide = split_into_chunks(repetitive)[0]
+    assert len(json_bytes(wide)) > CHUNK_MAX_BYTES - 100_000
 
-    store.put_chunks(UPSERTION, "big", [items])
-    assert store.load_chunk(ChunkRef(UPSERTION, "big", 1, 0), ORIGINAL_CHUNKS) == items
+    store.put_chunks(UPSERTION, "big", [dense, wide])
+    assert store.load_chunk(ChunkRef(UPSERTION, "big", 1, 0), ORIGINAL_CHUNKS) == dense
+    assert store.load_chunk(ChunkRef(UPSERTION, "big", 1, 1), ORIGINAL_CHUNKS) == wide
+
+
+def test_a_chunk_of_the_most_failures_records(store: TaskStore) -> None:
+    """CHUNK_MAX_ITEMS failures, each with a 512-byte id and a detail at its cap, none of which
+    compresses much, fit one result item."""
+    rng = random.Random(5)
+    task = started(store, make_task("worst", chunk_count=1, item_count=CHUNK_MAX_ITEMS))
+
+    def noise(length: int) -> str:
+        return "".join(chr(0x4E00 + rng.randrange(4_096)) for _ in range(length))
+
+    failures = tuple(ItemFailure(noise(170) + "ab", noise(333)) for _ in range(CHUNK_MAX_ITEMS))
+    assert all(len(f.object_id.encode()) == 512 for f in failures)
+    ref = ChunkRef(UPSERTION, "worst", 1, 0)
+    assert store.record_chunk(ref, ChunkOutcome(succeeded=0, failures=failures), now=T0)
+    got = stored(store, task, with_failures=True)
+    assert got.failed == CHUNK_MAX_ITEMS
+    assert [f.object_id for f in got.failures or []] == [f.object_id for f in failures]
+
+
+def test_read_delivery_reads_task_result_and_chunk_together(store: TaskStore) -> None:
+    task = started(store, make_task("rd", chunk_count=2))
+    store.put_chunks(UPSERTION, "rd", [[{"object_id": "a"}], [{"object_id": "b"}]])
+    first = ChunkRef(UPSERTION, "rd", 1, 0)
+
+    read = store.read_delivery(first)
+    assert read.task is not None and (read.task.task_id, read.task.status) == ("rd", TaskStatus.RUNNING)
+    assert read.task.failures is None  # no failure page: the worker never needs one
+    assert (read.recorded, read.items) == (False, [{"object_id": "a"}])
+
+    assert store.record_chunk(first, OUTCOME, now=T0)
+    after = store.read_delivery(first)
+    assert after.recorded is True and after.task is not None and after.task.chunks_done == 1
+    assert store.read_delivery(ChunkRef(UPSERTION, "rd", 2, 0)).recorded is False  # a later attempt
+    # Items come from the message's source only: nothing stored there is None, not an error.
+    assert store.read_delivery(ChunkRef(UPSERTION, "rd", 1, 1, "RETRY#0002-abc")).items is None
+    assert store.read_delivery(ChunkRef(UPSERTION, "rd", 1, 5)).items is None
+    gone = store.read_delivery(ChunkRef(DELETION, "rd", 1, 0))
+    assert (gone.task, gone.recorded, gone.items) == (None, False, None)
+    assert stored(store, task).chunks_done == 1
 
 
 def test_loading_a_chunk_that_is_not_stored_raises(store: TaskStore) -> None:
@@ -475,12 +517,12 @@ def test_record_chunk_counts_once(store: TaskStore) -> None:
     ref = ChunkRef(UPSERTION, "r", 1, 0)
     first_at = T0 + timedelta(minutes=1)
 
-    assert store.chunk_recorded(ref) is False
+    assert store.read_delivery(ref).recorded is False
     assert store.record_chunk(ref, OUTCOME, now=first_at) is True
     got = stored(store, task)
     assert counters(got) == (1, 7, 3, 2)
     assert got.updated_at == first_at
-    assert store.chunk_recorded(ref) is True
+    assert store.read_delivery(ref).recorded is True
 
     # Redelivery of the same chunk: the transaction's condition refuses it, nothing changes.
     assert store.record_chunk(ref, OUTCOME, now=T0 + timedelta(minutes=2)) is False
@@ -490,10 +532,10 @@ def test_record_chunk_counts_once(store: TaskStore) -> None:
 
     # Another chunk adds up.
     other = ChunkRef(UPSERTION, "r", 1, 1)
-    assert store.chunk_recorded(other) is False
+    assert store.read_delivery(other).recorded is False
     assert store.record_chunk(other, ChunkOutcome(succeeded=10), now=first_at) is True
     assert counters(stored(store, task)) == (2, 17, 3, 2)
-    assert store.chunk_recorded(ChunkRef(UPSERTION, "r", 1, 2)) is False
+    assert store.read_delivery(ChunkRef(UPSERTION, "r", 1, 2)).recorded is False
 
 
 def test_record_chunk_while_pending_is_refused_entirely(store: TaskStore) -> None:
@@ -504,7 +546,7 @@ def test_record_chunk_while_pending_is_refused_entirely(store: TaskStore) -> Non
     assert store.record_chunk(ref, OUTCOME, now=T0) is False
     assert counters(stored(store, task)) == (0, 0, 0, 0)
     # The result item is part of the same transaction: it was not written either.
-    assert store.chunk_recorded(ref) is False
+    assert store.read_delivery(ref).recorded is False
     assert stored(store, task, with_failures=True).failures == []
 
 
@@ -515,7 +557,7 @@ def test_record_chunk_of_a_finished_task_is_refused(store: TaskStore, status: Ta
     ref = ChunkRef(UPSERTION, "f", 1, 0)
     assert store.record_chunk(ref, OUTCOME, now=T0) is False
     assert counters(stored(store, task)) == (0, 0, 0, 0)
-    assert store.chunk_recorded(ref) is False
+    assert store.read_delivery(ref).recorded is False
 
 
 def test_record_chunk_of_a_canceled_task_still_counts(store: TaskStore) -> None:
@@ -527,7 +569,7 @@ def test_record_chunk_of_a_canceled_task_still_counts(store: TaskStore) -> None:
     got = stored(store, task)
     assert got.status is TaskStatus.CANCELED
     assert counters(got) == (1, 7, 3, 2)
-    assert store.chunk_recorded(ref) is True
+    assert store.read_delivery(ref).recorded is True
     assert store.record_chunk(ref, OUTCOME, now=T0) is False
     assert counters(stored(store, task)) == (1, 7, 3, 2)
 
@@ -535,7 +577,7 @@ def test_record_chunk_of_a_canceled_task_still_counts(store: TaskStore) -> None:
 def test_record_chunk_of_an_unknown_task_is_refused(store: TaskStore) -> None:
     ref = ChunkRef(UPSERTION, "ghost", 1, 0)
     assert store.record_chunk(ref, OUTCOME, now=T0) is False
-    assert store.chunk_recorded(ref) is False
+    assert store.read_delivery(ref).recorded is False
     assert store.get_task(UPSERTION, "ghost") is None
 
 
@@ -556,14 +598,14 @@ def test_failures_are_those_of_the_current_attempt(store: TaskStore, request: py
     ]
 
     task2 = restart(store, request, task)
-    assert store.chunk_recorded(ChunkRef(UPSERTION, "a", 2, 0)) is False
+    assert store.read_delivery(ChunkRef(UPSERTION, "a", 2, 0)).recorded is False
     assert stored(store, task2, with_failures=True).failures == []
 
     # Attempt 2 records chunk 0 again (over attempt 1's result); chunk 1 still holds attempt 1's.
     ref2 = ChunkRef(UPSERTION, "a", 2, 0)
     assert store.record_chunk(ref2, ChunkOutcome(succeeded=9, failures=(ItemFailure("c1", "new"),)), now=T0)
-    assert store.chunk_recorded(ref2) is True
-    assert store.chunk_recorded(ChunkRef(UPSERTION, "a", 2, 1)) is False
+    assert store.read_delivery(ref2).recorded is True
+    assert store.read_delivery(ChunkRef(UPSERTION, "a", 2, 1)).recorded is False
     got = stored(store, task2, with_failures=True)
     assert got.attempt == 2
     assert got.failures == [ItemFailure("c1", "new")]

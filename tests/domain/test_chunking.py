@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import random
+import zlib
 
 import pytest
 
 from vector_tasks.domain.chunking import compact_json, request_fingerprint, split_into_chunks
+from vector_tasks.domain.encoding import json_bytes
 from vector_tasks.domain.errors import ItemNotUnicode, ItemTooLarge
-from vector_tasks.domain.limits import CHUNK_MAX_BYTES, CHUNK_MAX_ITEMS, MAX_ITEM_BYTES
+from vector_tasks.domain.limits import CHUNK_MAX_BYTES, CHUNK_MAX_ITEMS, CHUNK_MAX_STORED_BYTES, MAX_ITEM_BYTES
 from vector_tasks.domain.model import Item, TaskKind
 
 
@@ -50,17 +54,64 @@ def test_sizes_are_utf8_bytes_not_characters() -> None:
 
 
 def test_a_chunk_exactly_at_the_byte_bound_is_one_chunk() -> None:
-    quarter = CHUNK_MAX_BYTES // 4
+    quarter = CHUNK_MAX_BYTES // 4  # items of one repeated letter: they compress far below the stored bound
     items = [sized(f"i{n}", quarter) for n in range(4)]
     assert sum(map(size_of, items)) == CHUNK_MAX_BYTES
     assert split_into_chunks(items) == [items]
-    one_more = [*items[:3], sized("i3", quarter + 1)]
-    assert split_into_chunks(one_more) == [one_more[:3], one_more[3:]]
+    one_more = [*items[:3], sized("i3", quarter - 40), sized("i4", 41)]
+    assert split_into_chunks(one_more) == [one_more[:4], one_more[4:]]
 
 
 def test_the_byte_bound_counts_from_the_start_of_each_chunk() -> None:
-    big = [sized(f"b{n}", CHUNK_MAX_BYTES // 2) for n in range(5)]
-    assert split_into_chunks(big) == [big[0:2], big[2:4], big[4:5]]
+    big = [sized(f"b{n}", CHUNK_MAX_BYTES // 5) for n in range(11)]
+    assert split_into_chunks(big) == [big[0:5], big[5:10], big[10:11]]
+
+
+def incompressible(object_id: str, rng: random.Random, size: int = 4_000) -> dict[str, object]:
+    # Characters drawn from 4,096 code points: zlib gains little on them.
+    text = "".join(chr(0x4E00 + rng.randrange(4_096)) for _ in range(size // 3))
+    return {"object_id": object_id, "payload": {"text": text}}
+
+
+def stored_size(items: list[Item]) -> int:
+    """What the store writes for a chunk (`task_codec.pack`)."""
+    return len(zlib.compress(json_bytes(items), 1))
+
+
+def test_chunks_of_items_that_do_not_compress_end_at_the_stored_bound() -> None:
+    rng = random.Random(7)
+    items = [incompressible(f"z{n}", rng) for n in range(400)]
+    chunks = split_into_chunks(items)
+    assert [i for c in chunks for i in c] == items
+    assert len(chunks) > 2
+    for chunk, following in itertools.pairwise(chunks):
+        assert stored_size(chunk) <= CHUNK_MAX_STORED_BYTES
+        # Tight: the next item would not have fitted (the flushed measure is a little larger
+        # than the store's one-shot compression, never smaller).
+        assert stored_size([*chunk, following[0]]) > CHUNK_MAX_STORED_BYTES - 6_000
+        assert sum(map(size_of, chunk)) < CHUNK_MAX_BYTES
+
+
+def test_vectors_are_chunked_by_their_compressed_size() -> None:
+    """384-dimension vectors of 6 decimals as JSON compress to under half, so a chunk holds more
+    than twice what 300 KB of JSON would (77 items), and its stored form stays bounded."""
+    rng = random.Random(3)
+    items: list[Item] = [
+        {"object_id": f"v{n}", "vector": [round(rng.gauss(0, 1), 6) for _ in range(384)]} for n in range(1_000)
+    ]
+    chunks = split_into_chunks(items)
+    assert all(stored_size(c) <= CHUNK_MAX_STORED_BYTES for c in chunks)
+    assert min(len(c) for c in chunks[:-1]) > 160
+    assert sum(map(size_of, chunks[0])) > CHUNK_MAX_STORED_BYTES
+
+
+def test_explicit_stored_bound() -> None:
+    rng = random.Random(11)
+    items = [incompressible(f"s{n}", rng, size=900) for n in range(6)]  # 939 bytes of JSON, ~685 stored
+    chunks = split_into_chunks(items, max_stored_bytes=1_500)
+    assert [len(c) for c in chunks] == [2, 2, 2]
+    # A lone item over a tiny stored bound is still a chunk of its own, never an empty one.
+    assert split_into_chunks(items[:2], max_stored_bytes=100) == [[items[0]], [items[1]]]
 
 
 def test_a_chunk_exactly_at_the_item_bound_is_one_chunk() -> None:

@@ -368,6 +368,41 @@ def test_a_chunk_whose_items_were_never_stored_fails_the_task_at_once(
     assert "Create the task again" in failed.error
 
 
+def test_a_delivery_reads_task_result_and_items_once(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store, status=TaskStatus.RUNNING)
+    store.calls.clear()
+    assert processor.process(ref(1), DEADLINE) is Delivery.RECORDED
+    assert store.calls == ["read_delivery", "record_chunk", "get_task"]
+    assert action.seen[0][1] == CHUNKS[1]
+
+
+@pytest.mark.parametrize("path", ["process", "abandon"])
+def test_a_message_that_does_not_name_the_attempts_source_reads_the_items_from_it(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction, path: str
+) -> None:
+    """A message sent before messages carried the source (attempt 2 of a `scope=failed`
+    restart, whose items are a retry set) names the original chunks: the task says where the
+    attempt's items are, and those are the ones applied."""
+    put(store, status=TaskStatus.RUNNING, attempt=2)
+    retry: list[list[Item]] = [[{"object_id": "retry-0"}], [{"object_id": "retry-1"}]]
+    store.put_chunks(UPSERTION, "t", retry, source="RETRY#0002-abc")
+    store.edit(UPSERTION, "t", chunk_source="RETRY#0002-abc")
+    old_message = ChunkRef(UPSERTION, "t", 2, 0)  # source: the original chunks, by default
+    if path == "process":
+        assert processor.process(old_message, DEADLINE) is Delivery.RECORDED
+        assert action.seen[0][1] == retry[0]
+    else:
+        assert processor.abandon(old_message, "gave up") is Delivery.RECORDED
+        assert [f.object_id for f in now(store).failures or []] == ["retry-0"]
+    assert "load_chunk" in store.calls
+    # A message that names the source uses the items read with the task.
+    store.calls.clear()
+    assert processor.process(ChunkRef(UPSERTION, "t", 2, 1, "RETRY#0002-abc"), DEADLINE) is Delivery.RECORDED
+    assert "load_chunk" not in store.calls
+
+
 class RecordingMetrics:
     """The ChunkMetrics port, remembering what it heard."""
 

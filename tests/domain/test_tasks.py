@@ -145,6 +145,40 @@ def test_a_create_stored_but_never_queued_is_finished_by_its_retry(
     assert queue.sent == []
 
 
+def test_a_create_stored_by_a_release_with_other_chunk_bounds_is_finished_in_its_layout(
+    service: TaskService, store: MemoryTaskStore, queue: MemoryWorkQueue
+) -> None:
+    """A create interrupted before chunks were bounded by their stored size (100 items) and
+    retried after: its task item counts 2 chunks where today's bounds make 1; the retry stores
+    and queues the 2 the task counts, so every item is counted once."""
+    body = items(150)
+    queue.fail_next = ConnectionError("SQS unreachable")
+    with pytest.raises(CreateInterrupted):
+        service.create(UPSERTION, MODEL, "old", body)
+    store.forget_chunks(UPSERTION, "old", ORIGINAL_CHUNKS)
+    store.edit(UPSERTION, "old", chunk_count=2, original_chunk_count=2)
+
+    task, created = service.create(UPSERTION, MODEL, "old", body)
+
+    assert (created, task.chunk_count, task.dispatched) == (False, 2, True)
+    assert queue.sent == refs("old", 2)
+    assert store.load_chunk(ChunkRef(UPSERTION, "old", 1, 0), ORIGINAL_CHUNKS) == body[:100]
+    assert store.load_chunk(ChunkRef(UPSERTION, "old", 1, 1), ORIGINAL_CHUNKS) == body[100:]
+
+
+def test_a_stored_layout_no_known_bounds_give_is_an_interrupted_create(
+    service: TaskService, store: MemoryTaskStore, queue: MemoryWorkQueue
+) -> None:
+    queue.fail_next = ConnectionError("SQS unreachable")
+    with pytest.raises(CreateInterrupted):
+        service.create(UPSERTION, MODEL, "odd", items(3))
+    store.edit(UPSERTION, "odd", chunk_count=3)
+    with pytest.raises(CreateInterrupted) as raised:
+        service.create(UPSERTION, MODEL, "odd", items(3))
+    assert "counts 3 chunks; its items split into 1" in str(raised.value.__cause__)
+    assert queue.sent == []
+
+
 def test_get_answers_a_page_of_failures(service: TaskService, store: MemoryTaskStore) -> None:
     task, _ = service.create(UPSERTION, MODEL, "t", items(3))
     assert store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=task.created_at)

@@ -20,6 +20,7 @@ from tests.support.http import HttpClient, wait_for
 from tests.support.local_stack import SpawnedStack, spawn_devstack
 from vector_tasks.adapters.task_store import DynamoTaskStore
 from vector_tasks.domain.chunking import request_fingerprint, split_into_chunks
+from vector_tasks.domain.limits import CHUNK_MAX_ITEMS
 from vector_tasks.domain.model import Task, TaskKind, TaskStatus
 
 MODEL = "local-hash-384"
@@ -67,7 +68,7 @@ def test_a_create_that_died_after_storing_its_items_is_sent_by_the_reconciler(
     stack: tuple[SpawnedStack, DynamoTaskStore],
 ) -> None:
     spawned, store = stack
-    items = [{"object_id": f"r-{i}", "payload": {"text": f"reconciled {i}"}} for i in range(150)]
+    items = [{"object_id": f"r-{i}", "payload": {"text": f"reconciled {i}"}} for i in range(CHUNK_MAX_ITEMS + 50)]
     chunks = split_into_chunks(items)
     now = datetime.now(UTC)
     task = Task(

@@ -11,6 +11,7 @@ import pytest
 from tests.support.event_tap import EventTap
 from tests.support.in_process import InProcessStack
 from vector_tasks.adapters.completion_events import EventBridgeCompletionEvents
+from vector_tasks.domain.limits import CHUNK_MAX_ITEMS
 
 MODEL = "local-hash-384"
 
@@ -46,7 +47,7 @@ def test_a_finished_task_is_announced_once_with_its_counters(stack: InProcessSta
 
 
 def test_cancel_failed_and_every_restarted_attempt_are_announced(stack: InProcessStack, tap: EventTap) -> None:
-    upsert(stack, "e2", ["a"] * 150)  # two chunks
+    upsert(stack, "e2", ["a"] * (CHUNK_MAX_ITEMS + 50))  # two chunks
     assert stack.request("PUT", "/internal/upsertion-tasks/cancel", "task_id=e2")[0] == 200
     stack.drain()
     assert tap.transitions() == [("upsertion", "e2", 1, "canceled")]

@@ -36,11 +36,12 @@ from tests.support.crash_points import FaultPlan, ProcessDied, armed, hooks_inst
 from tests.support.event_tap import EventTap
 from tests.support.in_process import InProcessStack
 from vector_tasks import wiring
+from vector_tasks.domain.limits import CHUNK_MAX_ITEMS
 from vector_tasks.handlers.dead_letter import ABANDONED_DETAIL
 
 MODEL = "local-hash-384"
 INDEX = f"vectors-{MODEL}"
-ITEMS = 101  # two chunks
+ITEMS = CHUNK_MAX_ITEMS + 1  # two chunks
 FINAL = ("done", "failed", "canceled")
 # How many times the client sends a request that failed with a 5xx (README: retry the same request).
 CLIENT_ATTEMPTS = 5
@@ -390,10 +391,8 @@ SITES: dict[str, list[str]] = {
         "sqs.SendMessageBatch @ SqsWorkQueue.send #0",
     ],
     "worker, first chunk": [
-        "dynamodb.GetItem @ DynamoTaskStore.chunk_recorded #0",
+        "dynamodb.BatchGetItem @ DynamoTaskStore.read_delivery #0",
         "dynamodb.GetItem @ DynamoTaskStore.get_task #0",
-        "dynamodb.GetItem @ DynamoTaskStore.get_task #1",
-        "dynamodb.GetItem @ DynamoTaskStore.load_chunk #0",
         "dynamodb.TransactWriteItems @ DynamoTaskStore.record_chunk #0",
         "dynamodb.UpdateItem @ DynamoTaskStore.transition #0",
         "opensearch.HEAD /{index} @ OpenSearchVectorIndex.index_exists #0",
@@ -403,10 +402,8 @@ SITES: dict[str, list[str]] = {
         "sqs.ReceiveMessage @ event source #0",
     ],
     "worker, last chunk": [
-        "dynamodb.GetItem @ DynamoTaskStore.chunk_recorded #0",
+        "dynamodb.BatchGetItem @ DynamoTaskStore.read_delivery #0",
         "dynamodb.GetItem @ DynamoTaskStore.get_task #0",
-        "dynamodb.GetItem @ DynamoTaskStore.get_task #1",
-        "dynamodb.GetItem @ DynamoTaskStore.load_chunk #0",
         "dynamodb.TransactWriteItems @ DynamoTaskStore.record_chunk #0",
         "dynamodb.UpdateItem @ DynamoTaskStore.transition #0",
         "opensearch.POST /{index}/_bulk @ OpenSearchVectorIndex.upsert #0",
@@ -414,14 +411,10 @@ SITES: dict[str, list[str]] = {
         "sqs.ReceiveMessage @ event source #0",
     ],
     "dead-letter": [
-        "dynamodb.GetItem @ DynamoTaskStore.chunk_recorded #0",
-        "dynamodb.GetItem @ DynamoTaskStore.chunk_recorded #1",
+        "dynamodb.BatchGetItem @ DynamoTaskStore.read_delivery #0",
+        "dynamodb.BatchGetItem @ DynamoTaskStore.read_delivery #1",
         "dynamodb.GetItem @ DynamoTaskStore.get_task #0",
         "dynamodb.GetItem @ DynamoTaskStore.get_task #1",
-        "dynamodb.GetItem @ DynamoTaskStore.get_task #2",
-        "dynamodb.GetItem @ DynamoTaskStore.get_task #3",
-        "dynamodb.GetItem @ DynamoTaskStore.load_chunk #0",
-        "dynamodb.GetItem @ DynamoTaskStore.load_chunk #1",
         "dynamodb.TransactWriteItems @ DynamoTaskStore.record_chunk #0",
         "dynamodb.TransactWriteItems @ DynamoTaskStore.record_chunk #1",
         "dynamodb.UpdateItem @ DynamoTaskStore.transition #0",

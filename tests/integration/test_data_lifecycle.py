@@ -16,6 +16,7 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from tests.support.in_process import InProcessStack
+from vector_tasks.domain.limits import CHUNK_MAX_ITEMS
 
 MODEL = "local-hash-384"
 DAY = 86400
@@ -42,7 +43,7 @@ def days_from_now(item: dict[str, Any]) -> float:
 
 
 def test_chunks_results_and_the_final_task_carry_their_expiry(stack: InProcessStack) -> None:
-    run(stack, "l1", ["a"] * 150 + [None])
+    run(stack, "l1", ["a"] * (CHUNK_MAX_ITEMS + 50) + [None])
     stored = items_of(stack, "l1")
     chunks = [i for sk, i in stored.items() if sk.startswith("CHUNK#")]
     results = [i for sk, i in stored.items() if sk.startswith("RESULT#")]

@@ -12,6 +12,7 @@ import pytest
 from tests.support.in_process import InProcessStack
 from vector_tasks import wiring
 from vector_tasks.adapters.work_queue import SqsWorkQueue
+from vector_tasks.domain.limits import CHUNK_MAX_ITEMS
 
 MODEL = "local-hash-384"
 RUN = "/internal/upsertion-tasks/run"
@@ -107,14 +108,14 @@ def reconcile(stack: InProcessStack, monkeypatch: pytest.MonkeyPatch) -> dict[st
 def test_the_reconciler_sends_the_chunks_of_a_purged_queue_again(
     stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert stack.request("POST", RUN, body=body("lost", n=250))[0] == 202
+    assert stack.request("POST", RUN, body=body("lost", n=2 * CHUNK_MAX_ITEMS + 50))[0] == 202
     stack.sqs.purge_queue(QueueUrl=stack.queue_url("WorkQueue"))
     assert stack.drain() == 0
     report = reconcile(stack, monkeypatch)
     assert (report["redispatched_tasks"], report["redispatched_chunks"]) == (1, 3)
     stack.drain()
     task = info(stack, "lost")
-    assert (task["status"], task["progress"]["succeeded"]) == ("done", 250)
+    assert (task["status"], task["progress"]["succeeded"]) == ("done", 2 * CHUNK_MAX_ITEMS + 50)
     assert reconcile(stack, monkeypatch)["examined"] == 0  # nothing unfinished is left
 
 

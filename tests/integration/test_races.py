@@ -30,6 +30,7 @@ from vector_tasks.adapters.vector_index import OpenSearchVectorIndex
 from vector_tasks.adapters.work_queue import SqsWorkQueue
 from vector_tasks.domain.actions import DeleteChunk, UpsertChunk
 from vector_tasks.domain.errors import InvalidTransition, NothingToRetry
+from vector_tasks.domain.limits import CHUNK_MAX_ITEMS
 from vector_tasks.domain.model import RestartScope, TaskKind, TaskStatus
 from vector_tasks.domain.processing import ChunkProcessor
 from vector_tasks.domain.registry import default_registry
@@ -38,7 +39,7 @@ from vector_tasks.domain.transitions import TaskTransitions
 from vector_tasks.models.messages import ChunkMessage
 
 ROUNDS = 8
-ITEMS = 300  # three chunks
+ITEMS = 3 * CHUNK_MAX_ITEMS  # three chunks
 
 
 def _free_port() -> int:

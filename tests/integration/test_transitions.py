@@ -9,6 +9,7 @@ from opensearchpy import OpenSearch
 
 from tests.support.in_process import InProcessStack
 from vector_tasks import wiring
+from vector_tasks.domain.limits import CHUNK_MAX_ITEMS
 from vector_tasks.domain.model import TaskKind
 
 MODEL = "local-hash-384"
@@ -118,13 +119,14 @@ def test_state_machine_refusal_after_a_lost_race_is_409(stack: InProcessStack) -
 
 
 def test_restart_all_requeues_every_chunk_as_the_next_attempt(stack: InProcessStack, opensearch: OpenSearch) -> None:
-    upsert(stack, "ra", 250)
+    total = 2 * CHUNK_MAX_ITEMS + 50  # three chunks
+    upsert(stack, "ra", total)
     stack.drain()
     status, task = act(stack, "restart", "ra")
     assert status == 200
     assert task["status"] == "pending"
     assert task["attempt"] == 2
-    assert task["progress"] == {"total": 250, "succeeded": 0, "failed": 0, "pending": 250, "superseded": 0}
+    assert task["progress"] == {"total": total, "succeeded": 0, "failed": 0, "pending": total, "superseded": 0}
     (execution,) = stack.executions("RestartTaskStateMachine")
     assert execution["status"] == "SUCCEEDED"
     assert event_types(execution).count("MapIterationSucceeded") == 3  # one message per chunk
@@ -133,8 +135,8 @@ def test_restart_all_requeues_every_chunk_as_the_next_attempt(stack: InProcessSt
     again = info(stack, "ra")
     assert again["status"] == "done"
     assert again["attempt"] == 2
-    assert again["progress"] == {"total": 250, "succeeded": 250, "failed": 0, "pending": 0, "superseded": 0}
-    assert indexed(opensearch, "ra-") == 250
+    assert again["progress"] == {"total": total, "succeeded": total, "failed": 0, "pending": 0, "superseded": 0}
+    assert indexed(opensearch, "ra-") == total
 
 
 def test_restart_failed_retries_only_the_items_that_did_not_succeed(stack: InProcessStack) -> None:
@@ -189,36 +191,38 @@ def test_restart_failed_after_a_dead_lettered_chunk_recovers_every_item(
 def test_cancel_mid_flight_keeps_written_vectors_and_skips_the_rest(
     stack: InProcessStack, opensearch: OpenSearch
 ) -> None:
-    upsert(stack, "mid", 500)  # five chunks of 100
+    size = CHUNK_MAX_ITEMS
+    upsert(stack, "mid", 5 * size)  # five chunks
     assert stack.deliver_to_worker(max_messages=2) == 2
     status, task = act(stack, "cancel", "mid")
     assert status == 200
     assert task["status"] == "canceled"
-    assert task["progress"] == {"total": 500, "succeeded": 200, "failed": 0, "pending": 300, "superseded": 0}
+    progress = {"total": 5 * size, "succeeded": 2 * size, "failed": 0, "pending": 3 * size, "superseded": 0}
+    assert task["progress"] == progress
 
     stack.drain()
     after = info(stack, "mid")
     assert after["status"] == "canceled"
     assert after["progress"] == task["progress"]
-    assert indexed(opensearch, "mid-") == 200
+    assert indexed(opensearch, "mid-") == 2 * size
 
-    # ...and scope=failed picks up exactly the 300 never reached.
+    # ...and scope=failed picks up exactly the items never reached.
     status, task = act(stack, "restart", "mid", "&scope=failed")
     assert status == 200
-    assert task["progress"]["total"] == 300
+    assert task["progress"]["total"] == 3 * size
     stack.drain()
     assert info(stack, "mid")["progress"] == {
-        "total": 300,
-        "succeeded": 300,
+        "total": 3 * size,
+        "succeeded": 3 * size,
         "failed": 0,
         "pending": 0,
         "superseded": 0,
     }
-    assert indexed(opensearch, "mid-") == 500
+    assert indexed(opensearch, "mid-") == 5 * size
 
 
 def test_messages_of_an_older_attempt_are_ignored_after_a_restart(stack: InProcessStack) -> None:
-    upsert(stack, "fence", 300)  # three chunks queued for attempt 1
+    upsert(stack, "fence", 3 * CHUNK_MAX_ITEMS)  # three chunks queued for attempt 1
     act(stack, "cancel", "fence")
     status, task = act(stack, "restart", "fence")  # three more for attempt 2
     assert status == 200
@@ -231,7 +235,8 @@ def test_messages_of_an_older_attempt_are_ignored_after_a_restart(stack: InProce
     after = info(stack, "fence")
     assert after["status"] == "done"
     assert after["attempt"] == 2
-    assert after["progress"] == {"total": 300, "succeeded": 300, "failed": 0, "pending": 0, "superseded": 0}
+    total = 3 * CHUNK_MAX_ITEMS
+    assert after["progress"] == {"total": total, "succeeded": total, "failed": 0, "pending": 0, "superseded": 0}
 
 
 def test_deletion_tasks_restart_and_cancel_the_same_way(stack: InProcessStack) -> None:

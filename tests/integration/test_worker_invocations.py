@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from devstack.lambda_runtime import LambdaContext
 from tests.support.events import load_event
 from tests.support.in_process import InProcessStack
+from vector_tasks.domain.limits import CHUNK_MAX_ITEMS
 from vector_tasks.handlers import worker
 from vector_tasks.observability import logger
 
@@ -52,7 +53,9 @@ def context(*remaining_ms: int) -> ScriptedContext:
 
 
 def test_a_record_with_no_time_left_goes_back_alone(stack: InProcessStack) -> None:
-    items = [{"object_id": f"o{i}", "payload": {"text": f"words {i}"}} for i in range(150)]  # two chunks
+    items = [
+        {"object_id": f"o{i}", "payload": {"text": f"words {i}"}} for i in range(CHUNK_MAX_ITEMS + 50)
+    ]  # two chunks
     body = {"embedding_model_id": "local-hash-384", "task_id": "budget", "items": items}
     assert stack.request("POST", "/internal/upsertion-tasks/run", body=body)[0] == 202
     event = chunk_records(stack, 2)

@@ -26,6 +26,7 @@ from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
     WRITE_VERSION_BASE,
+    ChunkDelivery,
     ChunkOutcome,
     ChunkRef,
     Item,
@@ -230,11 +231,17 @@ class MemoryTaskStore:
             if any(number not in chunks for number in range(chunk_count)):
                 raise ChunkNotStored(f"a chunk of {source} of task '{task.task_id}' is gone")
 
-    def chunk_recorded(self, ref: ChunkRef) -> bool:
-        self._enter("chunk_recorded")
+    def read_delivery(self, ref: ChunkRef) -> ChunkDelivery:
+        self._enter("read_delivery")
         with self._lock:
+            stored = self._tasks.get((ref.kind, ref.task_id))
             result = self._results.get((ref.kind, ref.task_id), {}).get(ref.chunk)
-            return result is not None and result.attempt >= ref.attempt
+            items = self._chunks.get((ref.kind, ref.task_id, ref.source), {}).get(ref.chunk)
+            return ChunkDelivery(
+                task=_stored_copy(copy.deepcopy(stored)) if stored is not None else None,
+                recorded=result is not None and result.attempt >= ref.attempt,
+                items=_round_trip(items) if items is not None else None,
+            )
 
     def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool:
         """The result and the counters together, or neither (DynamoTaskStore's transaction)."""

@@ -16,10 +16,10 @@ def test_chunks_hold_at_most_the_item_bound_and_keep_order() -> None:
 
 
 def test_chunks_hold_at_most_the_byte_bound() -> None:
-    items = [{"object_id": str(i), "payload": {"text": "x" * 100_000}} for i in range(7)]
+    items = [{"object_id": str(i), "payload": {"text": "x" * 100_000}} for i in range(25)]
     chunks = split_into_chunks(items)
     assert all(sum(len(str(i)) for i in c) <= CHUNK_MAX_BYTES for c in chunks)
-    assert [len(c) for c in chunks] == [3, 3, 1]
+    assert [len(c) for c in chunks] == [10, 10, 5]
 
 
 def test_an_item_over_the_limit_is_refused_by_name() -> None:

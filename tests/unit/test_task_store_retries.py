@@ -1,4 +1,5 @@
-"""`record_chunk`'s transaction retries: conflicts are retried, condition failures are not (unit tier)."""
+"""`record_chunk`'s transaction retries: conflicts are retried, condition failures are not; and
+`read_delivery` asking again for the keys DynamoDB left unprocessed (unit tier)."""
 
 from __future__ import annotations
 
@@ -31,13 +32,26 @@ def canceled(*reasons: str) -> ClientError:
 class ScriptedDynamo:
     """Stands in for the boto3 resource: each transaction gets the next scripted answer."""
 
-    def __init__(self, *answers: Exception | None) -> None:
+    def __init__(self, *answers: Any, rows: dict[str, dict[str, Any]] | None = None) -> None:
         self.answers = list(answers)
         self.calls = 0
+        self.rows = rows or {}
+        self.asked: list[list[str]] = []
         self.meta = SimpleNamespace(client=self)
 
     def Table(self, name: str) -> ScriptedDynamo:
         return self
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        """Answers the first scripted number of the asked keys, leaves the rest unprocessed."""
+        self.calls += 1
+        self.asked.append([k["sk"] for k in RequestItems["tasks"]["Keys"]])
+        answered = self.answers.pop(0)
+        keys = RequestItems["tasks"]["Keys"]
+        assert isinstance(answered, int) and RequestItems["tasks"]["ConsistentRead"] is True
+        found = [self.rows[k["sk"]] for k in keys[:answered] if k["sk"] in self.rows]
+        unprocessed = {"tasks": {"Keys": keys[answered:]}} if keys[answered:] else {}
+        return {"Responses": {"tasks": found}, "UnprocessedKeys": unprocessed}
 
     def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> None:
         self.calls += 1
@@ -79,3 +93,24 @@ def test_the_default_policy_tries_five_times_with_pauses_under_half_a_second() -
     policy = conflict_retry_policy()
     assert policy.attempts == 5
     assert [min(policy.max_delay, policy.base_delay * 2**n) for n in range(1, 5)] == [0.05, 0.1, 0.2, 0.4]
+
+
+def test_keys_left_unprocessed_are_asked_again_alone() -> None:
+    clock = FakeClock(0.0)
+    rows = {"RESULT#00000": {"pk": "p", "sk": "RESULT#00000", "attempt": 1}}
+    dynamo = ScriptedDynamo(1, 0, 2, rows=rows)  # one key answered, then none, then the other two
+    read = store_with(dynamo, clock).read_delivery(REF)
+    assert dynamo.asked == [
+        ["TASK", "RESULT#00000", "CHUNK#00000"],
+        ["RESULT#00000", "CHUNK#00000"],
+        ["RESULT#00000", "CHUNK#00000"],
+    ]
+    assert (read.task, read.recorded, read.items) == (None, True, None)
+    assert clock.now == pytest.approx(0.05 + 0.1)
+
+
+def test_keys_still_unprocessed_after_every_try_fail_the_delivery() -> None:
+    dynamo = ScriptedDynamo(*[0] * 5)
+    with pytest.raises(RuntimeError, match=r"left 3 keys .* unprocessed after 5 tries"):
+        store_with(dynamo, FakeClock()).read_delivery(REF)
+    assert dynamo.calls == 5

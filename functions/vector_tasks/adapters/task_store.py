@@ -51,6 +51,7 @@ from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
     TERMINAL_STATUSES,
     WRITE_VERSION_BASE,
+    ChunkDelivery,
     ChunkOutcome,
     ChunkRef,
     Item,
@@ -367,14 +368,36 @@ class DynamoTaskStore:
             retry.extend(i for i in items if item_object_id(i) in failed)
         return retry
 
-    def chunk_recorded(self, ref: ChunkRef) -> bool:
-        response = self._table.get_item(
-            Key={"pk": task_pk(ref.kind, ref.task_id), "sk": result_sk(ref.chunk)},
-            ConsistentRead=True,
-            ProjectionExpression="attempt",
+    def read_delivery(self, ref: ChunkRef) -> ChunkDelivery:
+        """One BatchGetItem, strongly consistent, of the task, the chunk's result and the chunk.
+
+        Keys DynamoDB leaves unprocessed (throttling, a response past 16 MB) are asked again
+        after the pauses of `conflict_retry`; still unprocessed after its tries, this raises
+        and the delivery comes back.
+        """
+        pk = task_pk(ref.kind, ref.task_id)
+        keys = {"task": TASK_SK, "result": result_sk(ref.chunk), "chunk": chunk_sk(ref.source, ref.chunk)}
+        wanted = [{"pk": pk, "sk": sk} for sk in keys.values()]
+        found: dict[str, dict[str, Any]] = {}
+        policy = self._conflict_retry
+        for attempt in range(policy.attempts):
+            response = self._client.batch_get_item(
+                RequestItems={self._table_name: {"Keys": wanted, "ConsistentRead": True}}
+            )
+            found.update((str(i["sk"]), i) for i in response.get("Responses", {}).get(self._table_name, []))
+            wanted = response.get("UnprocessedKeys", {}).get(self._table_name, {}).get("Keys", [])
+            if not wanted:
+                break
+            if attempt + 1 < policy.attempts:
+                self._sleep(policy.delay(attempt + 1))
+        else:
+            raise RuntimeError(f"DynamoDB left {len(wanted)} keys of {ref} unprocessed after {policy.attempts} tries")
+        task_row, result, chunk = (found.get(sk) for sk in keys.values())
+        return ChunkDelivery(
+            task=task_from(task_row) if task_row is not None else None,
+            recorded=result is not None and int(result["attempt"]) >= ref.attempt,
+            items=chunk_items(chunk) if chunk is not None else None,
         )
-        item = response.get("Item")
-        return item is not None and int(item["attempt"]) >= ref.attempt
 
     def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool:
         """Record a chunk's result and add it to the task's counters, once per attempt.

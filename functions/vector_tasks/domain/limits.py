@@ -10,10 +10,18 @@ MAX_REQUEST_BODY_BYTES = 6 * 1024 * 1024
 # One item, serialised as compact JSON. Keeps any single item well inside a stored chunk.
 MAX_ITEM_BYTES = 256 * 1024
 
-# A chunk is what one queue message asks a worker to do. Both bounds hold for every chunk:
-# the byte bound keeps a stored chunk far below DynamoDB's 400 KB item limit.
-CHUNK_MAX_ITEMS = 100
-CHUNK_MAX_BYTES = 300 * 1024
+# A chunk is what one queue message asks a worker to do, and one `_bulk` request. Every bound
+# holds for every chunk: the stored bound (its JSON compressed with zlib at level 1, as the
+# store packs it) keeps a stored chunk far below DynamoDB's 400 KB item limit whatever the items
+# look like; the JSON bound keeps a `_bulk` body far below OpenSearch's smallest request limit
+# (10 MB) when items compress well. 200 items: a chunk's result lists at most 200 failures, at
+# most 200 x (512-byte id + 1,000-byte detail) before compression, which a result item holds.
+CHUNK_MAX_ITEMS = 200
+CHUNK_MAX_BYTES = 1024 * 1024
+CHUNK_MAX_STORED_BYTES = 300 * 1024
+# The bounds before CHUNK_MAX_STORED_BYTES (100 items, 300 KB of JSON): a create interrupted
+# before that release and retried after it stores the layout its task item already counts.
+PREVIOUS_CHUNK_BOUNDS = {"max_items": 100, "max_bytes": 300 * 1024}
 
 LIST_DEFAULT_LIMIT = 20
 LIST_MAX_LIMIT = 100

@@ -206,12 +206,26 @@ class IndexWrite:
 
 @dataclass(frozen=True)
 class ChunkRef:
-    """The unit of work on the queue: one stored chunk of one attempt of a task."""
+    """The unit of work on the queue: one stored chunk of one attempt of a task. `source` is
+    where the attempt's chunks are stored (`Task.chunk_source`), carried so that a worker can
+    read the task and the chunk in one request."""
 
     kind: TaskKind
     task_id: str
     attempt: int
     chunk: int
+    source: str = ORIGINAL_CHUNKS
+
+
+@dataclass(frozen=True)
+class ChunkDelivery:
+    """What a worker reads for one chunk message, in one request: the task (None when it is
+    gone), whether the message's attempt already recorded the chunk, and the chunk's items as
+    stored under the message's source (None when nothing is stored there)."""
+
+    task: Task | None
+    recorded: bool
+    items: list[Item] | None
 
 
 @dataclass(frozen=True)

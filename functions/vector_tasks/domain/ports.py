@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from vector_tasks.domain.model import (
+    ChunkDelivery,
     ChunkOutcome,
     ChunkRef,
     IndexWrite,
@@ -63,7 +64,11 @@ class TaskStore(Protocol):
         ChunkNotStored when one of them is no longer stored (it expired)."""
         ...
 
-    def chunk_recorded(self, ref: ChunkRef) -> bool: ...
+    def read_delivery(self, ref: ChunkRef) -> ChunkDelivery:
+        """The task, whether `ref.attempt` recorded the chunk, and the chunk's items under
+        `ref.source` (None when not stored there), in one read."""
+        ...
+
     def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool: ...
 
     # -- the reconciler's view -------------------------------------------------------------

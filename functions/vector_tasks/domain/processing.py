@@ -1,9 +1,9 @@
 """The worker's side of the lifecycle: one chunk at a time, safe under redelivery.
 
-For every chunk message the processor checks the task first (fencing on `attempt`, cooperative
-cancel), applies the chunk, then records the result and the counters in one conditional write,
-so a chunk delivered twice is counted once. The delivery that records the last chunk moves the
-task to its final status.
+For every chunk message the processor reads the task, the chunk's result and the chunk in one
+request, checks the task first (fencing on `attempt`, cooperative cancel), applies the chunk,
+then records the result and the counters in one conditional write, so a chunk delivered twice
+is counted once. The delivery that records the last chunk moves the task to its final status.
 """
 
 from __future__ import annotations
@@ -90,13 +90,15 @@ class ChunkProcessor:
         self._metrics = metrics or NoChunkMetrics()
         self._monotonic = monotonic
 
-    def _admit(self, ref: ChunkRef) -> Task | Delivery:
-        """The task if this delivery should be worked on, else why not.
+    def _admit(self, ref: ChunkRef) -> tuple[Task, list[Item] | None] | Delivery:
+        """The task and the chunk's items as read with it, if this delivery should be worked on,
+        else why not. Task, recorded check and items are one read (`TaskStore.read_delivery`).
 
         A chunk this attempt already recorded is a duplicate; the delivery that recorded it may
         have died before finishing the task, so this one finishes it if every chunk is in.
         """
-        task = self._store.get_task(ref.kind, ref.task_id)
+        read = self._store.read_delivery(ref)
+        task = read.task
         if task is None:
             return Delivery.TASK_MISSING
         if task.attempt != ref.attempt:
@@ -109,14 +111,20 @@ class ChunkProcessor:
             if not self._store.transition(task, TaskStatus.RUNNING, expect=(TaskStatus.PENDING,), now=utc_now()):
                 return self._admit(ref)  # canceled or started by another worker meanwhile: look again
             task.status = TaskStatus.RUNNING
-        if self._store.chunk_recorded(ref):
+        if read.recorded:
             finish_if_complete(self._store, task)
             return Delivery.DUPLICATE
-        return task
+        return task, read.items
 
-    def _items(self, ref: ChunkRef, task: Task) -> list[Item] | None:
+    def _items(self, ref: ChunkRef, task: Task, read: list[Item] | None) -> list[Item] | None:
         """The chunk's items; None when they are not stored, after failing the task (no delivery
-        of this attempt can do anything, so waiting for redeliveries would only delay it)."""
+        of this attempt can do anything, so waiting for redeliveries would only delay it).
+
+        The items read with the task serve when the message named the task's chunk source; a
+        message that did not (sent before messages carried it) has them read from that source.
+        """
+        if read is not None and ref.source == task.chunk_source:
+            return read
         try:
             return self._store.load_chunk(ref, task.chunk_source)
         except ChunkNotStored:
@@ -138,13 +146,14 @@ class ChunkProcessor:
         admitted = self._admit(ref)
         if isinstance(admitted, Delivery):
             return admitted
-        items = self._items(ref, admitted)
+        task, read = admitted
+        items = self._items(ref, task, read)
         if items is None:
             return Delivery.TASK_FAILED
         try:
-            outcome = self._actions[ref.kind].apply(admitted, items, deadline)
+            outcome = self._actions[ref.kind].apply(task, items, deadline)
         except TaskCannotRun as exc:
-            self._fail(admitted, exc.message)
+            self._fail(task, exc.message)
             return Delivery.TASK_FAILED
         return self._record(ref, outcome, started)
 
@@ -154,7 +163,7 @@ class ChunkProcessor:
         admitted = self._admit(ref)
         if isinstance(admitted, Delivery):
             return admitted
-        items = self._items(ref, admitted)
+        items = self._items(ref, *admitted)
         if items is None:
             return Delivery.TASK_FAILED
         outcome = ChunkOutcome(succeeded=0, failures=tuple(ItemFailure(item_object_id(i), detail) for i in items))

@@ -113,6 +113,6 @@ class Reconciler:
         # Claimed first: of two runs (or a run and a late worker), one resends, and only once per
         # stall period; if the send then fails, the next period sends again.
         if unrecorded and self._store.mark_reconciled(task, now):
-            self._queue.send(ChunkRef(task.kind, task.task_id, task.attempt, n) for n in unrecorded)
+            self._queue.send(ChunkRef(task.kind, task.task_id, task.attempt, n, task.chunk_source) for n in unrecorded)
             report.redispatched_tasks += 1
             report.redispatched_chunks += len(unrecorded)

@@ -6,7 +6,7 @@ import uuid
 
 from vector_tasks.domain.chunking import request_fingerprint, split_into_chunks
 from vector_tasks.domain.errors import CreateInterrupted, DomainError, TaskIdConflict, TaskNotFound
-from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
+from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT, PREVIOUS_CHUNK_BOUNDS
 from vector_tasks.domain.model import ChunkRef, Item, Task, TaskKind, TaskPage, TaskStatus, utc_now
 from vector_tasks.domain.ports import TaskStore, WorkQueue
 from vector_tasks.domain.registry import ModelRegistry
@@ -68,8 +68,18 @@ class TaskService:
             if existing.dispatched:
                 return self.get(kind, existing.task_id), False
             task = existing
+            if len(chunks) != task.chunk_count:
+                # Stored by a release that split with other bounds: queueing this layout would
+                # leave items out of the count, or count chunks that are not there.
+                chunks = split_into_chunks(items, **PREVIOUS_CHUNK_BOUNDS)
+                if len(chunks) != task.chunk_count:
+                    raise RuntimeError(
+                        f"task '{task.task_id}' counts {task.chunk_count} chunks; its items split into {len(chunks)}"
+                    )
         self._store.put_chunks(kind, task.task_id, chunks)
-        self._queue.send(ChunkRef(kind, task.task_id, task.attempt, n) for n in range(task.chunk_count))
+        self._queue.send(
+            ChunkRef(kind, task.task_id, task.attempt, n, task.chunk_source) for n in range(task.chunk_count)
+        )
         self._store.mark_dispatched(kind, task.task_id)
         task.dispatched = True
         task.failures = []

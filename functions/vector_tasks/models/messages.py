@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vector_tasks.domain.model import ChunkRef, TaskKind
+from vector_tasks.domain.model import ORIGINAL_CHUNKS, ChunkRef, TaskKind
 
 
 class ChunkMessage(BaseModel):
@@ -14,10 +14,15 @@ class ChunkMessage(BaseModel):
     task_id: str = Field(min_length=1)
     attempt: int = Field(ge=1)
     chunk: int = Field(ge=0)
+    # Absent from messages sent before it existed: those name an attempt's original chunks or,
+    # when they do not, the worker reads the source from the task.
+    source: str = Field(default=ORIGINAL_CHUNKS, min_length=1, max_length=64)
 
     @classmethod
     def of(cls, ref: ChunkRef) -> ChunkMessage:
-        return cls(kind=ref.kind, task_id=ref.task_id, attempt=ref.attempt, chunk=ref.chunk)
+        return cls(kind=ref.kind, task_id=ref.task_id, attempt=ref.attempt, chunk=ref.chunk, source=ref.source)
 
     def ref(self) -> ChunkRef:
-        return ChunkRef(kind=self.kind, task_id=self.task_id, attempt=self.attempt, chunk=self.chunk)
+        return ChunkRef(
+            kind=self.kind, task_id=self.task_id, attempt=self.attempt, chunk=self.chunk, source=self.source
+        )
