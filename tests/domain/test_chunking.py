@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from vector_tasks.domain.chunking import compact_json, request_fingerprint, split_into_chunks
+from vector_tasks.domain.chunking import compact_json, fingerprint_matches, request_fingerprint, split_into_chunks
 from vector_tasks.domain.encoding import json_bytes
 from vector_tasks.domain.errors import ItemNotUnicode, ItemTooLarge
 from vector_tasks.domain.limits import CHUNK_MAX_BYTES, CHUNK_MAX_ITEMS, CHUNK_MAX_STORED_BYTES, MAX_ITEM_BYTES
@@ -142,6 +142,28 @@ def test_the_fingerprint_is_the_digest_of_the_request() -> None:
     items: list[Item] = [{"object_id": "x", "payload": {"text": "t", "n": 1}}]
     fingerprint = request_fingerprint(TaskKind.UPSERTION, "m", items)
     body = '{"embedding_model_id":"m","items":[{"object_id":"x","payload":{"n":1,"text":"t"}}],"kind":"upsertion"}'
-    assert fingerprint == hashlib.sha256(body.encode()).hexdigest()
+    assert fingerprint == "v2:" + hashlib.sha256(body.encode()).hexdigest()
     assert request_fingerprint(TaskKind.DELETION, "m", items) != fingerprint
     assert request_fingerprint(TaskKind.UPSERTION, "m2", items) != fingerprint
+
+
+def test_a_body_orjson_cannot_write_has_a_fingerprint_too() -> None:
+    items: list[Item] = [{"object_id": "x", "payload": {"big": 2**70, "b": 1e-5}}]
+    body = (
+        '{"embedding_model_id":"m","items":[{"object_id":"x","payload":{"b":1e-05,"big":1180591620717411303424}}],'
+        '"kind":"upsertion"}'
+    )
+    assert request_fingerprint(TaskKind.UPSERTION, "m", items) == "v2:" + hashlib.sha256(body.encode()).hexdigest()
+
+
+def test_fingerprints_taken_either_way_match_their_request() -> None:
+    """Tasks stored before the v2 fingerprint carry the standard library's digest: a replay of
+    their create still matches (1e-05, as that library spells it, included), another body not."""
+    items: list[Item] = [{"object_id": "x", "payload": {"v": [1e-05, 0.5], "é": "ü"}}]
+    legacy = hashlib.sha256(compact_json({"kind": "upsertion", "embedding_model_id": "m", "items": items}).encode())
+    assert fingerprint_matches(legacy.hexdigest(), TaskKind.UPSERTION, "m", items)
+    assert not fingerprint_matches(legacy.hexdigest(), TaskKind.UPSERTION, "m", [{"object_id": "x"}])
+    assert not fingerprint_matches(legacy.hexdigest(), TaskKind.DELETION, "m", items)
+    current = request_fingerprint(TaskKind.UPSERTION, "m", items)
+    assert fingerprint_matches(current, TaskKind.UPSERTION, "m", items)
+    assert not fingerprint_matches(current, TaskKind.UPSERTION, "m2", items)

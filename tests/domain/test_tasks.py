@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import pytest
 
 from tests.support.memory import MemoryTaskStore, MemoryWorkQueue
-from vector_tasks.domain.chunking import request_fingerprint, split_into_chunks
+from vector_tasks.domain.chunking import compact_json, request_fingerprint, split_into_chunks
 from vector_tasks.domain.errors import CreateInterrupted, TaskIdConflict, TaskNotFound, UnknownEmbeddingModel
 from vector_tasks.domain.limits import CHUNK_MAX_ITEMS, FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import (
@@ -100,6 +101,22 @@ def test_an_identical_retry_answers_the_stored_task_and_queues_nothing(
     assert again.created_at == first.created_at
     assert again.failures == [ItemFailure("o-1", "bad")]  # answered as info answers it
     assert (again.succeeded, again.failed) == (2, 1)
+
+
+def test_a_replay_of_a_task_fingerprinted_before_v2_answers_the_stored_task(
+    service: TaskService, store: MemoryTaskStore, queue: MemoryWorkQueue
+) -> None:
+    body = items(3)
+    service.create(UPSERTION, MODEL, "legacy", body)
+    legacy = hashlib.sha256(
+        compact_json({"kind": "upsertion", "embedding_model_id": MODEL, "items": body}).encode()
+    ).hexdigest()
+    store.edit(UPSERTION, "legacy", fingerprint=legacy)
+    queue.drain()
+    task, created = service.create(UPSERTION, MODEL, "legacy", body)
+    assert (task.task_id, created, queue.sent) == ("legacy", False, [])
+    with pytest.raises(TaskIdConflict):
+        service.create(UPSERTION, MODEL, "legacy", items(4))
 
 
 def test_a_retry_with_another_body_is_a_conflict(service: TaskService, queue: MemoryWorkQueue) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from vector_tasks.domain.chunking import request_fingerprint, split_into_chunks
+from vector_tasks.domain.chunking import fingerprint_matches, request_fingerprint, split_into_chunks
 from vector_tasks.domain.errors import CreateInterrupted, DomainError, TaskIdConflict, TaskNotFound
 from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT, PREVIOUS_CHUNK_BOUNDS
 from vector_tasks.domain.model import ChunkRef, Item, Task, TaskKind, TaskPage, TaskStatus, utc_now
@@ -63,7 +63,9 @@ class TaskService:
         )
         existing = self._store.insert_task(task)
         if existing is not None:
-            if existing.fingerprint != task.fingerprint:
+            if existing.fingerprint != task.fingerprint and not fingerprint_matches(
+                existing.fingerprint, kind, embedding_model_id, items
+            ):
                 raise TaskIdConflict(task.task_id)
             if existing.dispatched:
                 return self.get(kind, existing.task_id), False
