@@ -113,6 +113,15 @@ def runtime_environment(spec: FunctionSpec) -> dict[str, str]:
     }
 
 
+def cpu_share_environment(concurrency: int) -> dict[str, str]:
+    """Thread pools (OpenMP, MKL: torch's) sized to one environment's share of this machine's
+    cores. Each Lambda environment has CPUs of its own; here `concurrency` environments share
+    the machine's, and each sizing its pools to all of them would make them fight over every
+    core. A variable the function's template sets wins."""
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, concurrency)))
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
 class LocalFunction:
     """What both runtimes share: the spec, the role, Lambda's payload limits and the timeout."""
 
@@ -368,8 +377,8 @@ class ScaledFunction(LocalFunction):
     def __init__(self, spec: FunctionSpec, role: Role | None, environment: Mapping[str, str], concurrency: int) -> None:
         super().__init__(spec, role)
         self.concurrency = concurrency
-        self.environment = dict(environment)
-        self.environments = [ContainerFunction(spec, role, environment) for _ in range(concurrency)]
+        self.environment = {**cpu_share_environment(concurrency), **environment}
+        self.environments = [ContainerFunction(spec, role, self.environment) for _ in range(concurrency)]
         # Last in, first out: the warmest environment takes the next invocation, so one that has
         # never run is only started when every started one is busy.
         self._idle: queue.LifoQueue[ContainerFunction] = queue.LifoQueue()

@@ -203,6 +203,21 @@ def test_a_scaled_function_runs_invocations_side_by_side_and_reuses_warm_environ
     assert all(e._container is None for e in napper.environments)
 
 
+def test_each_scaled_environment_sizes_its_thread_pools_to_its_share_of_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As each Lambda environment has CPUs of its own: two environments on 8 cores get 4 threads
+    each (torch reads OMP_NUM_THREADS); a variable the template sets is kept."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    spec = FunctionSpec("Napper", "tests.support.stub_handlers.nap", 10, 128, {})
+    shared = ScaledFunction(spec, None, runtime_environment(spec), concurrency=2)
+    assert (shared.environment["OMP_NUM_THREADS"], shared.environment["MKL_NUM_THREADS"]) == ("4", "4")
+    assert all(e.environment == shared.environment for e in shared.environments)
+    assert ScaledFunction(spec, None, runtime_environment(spec), concurrency=16).environment["OMP_NUM_THREADS"] == "1"
+    chosen = ScaledFunction(spec, None, {**runtime_environment(spec), "OMP_NUM_THREADS": "3"}, concurrency=2)
+    assert chosen.environment["OMP_NUM_THREADS"] == "3"
+
+
 def test_a_scaled_function_leaves_an_environment_its_caller_abandoned_to_finish() -> None:
     spec = FunctionSpec("Napper", "tests.support.stub_handlers.nap", 20, 128, {})
     napper = ScaledFunction(spec, None, runtime_environment(spec), concurrency=2)
