@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -156,6 +157,43 @@ def test_restart_failed_retries_only_the_items_that_did_not_succeed(stack: InPro
     assert after["status"] == "failed"  # both fail again, for the same reason
     assert sorted(f["object_id"] for f in after["failed_items"]) == ["bad-1", "bad-2"]
     assert after["progress"] == {"total": 2, "succeeded": 0, "failed": 2, "pending": 0, "superseded": 0}
+
+
+def queued_bodies(stack: InProcessStack) -> list[dict[str, Any]]:
+    """Every message on the work queue, taken off it."""
+    queue = stack.queue_url("WorkQueue")
+    bodies: list[dict[str, Any]] = []
+    while batch := stack.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        for message in batch:
+            stack.sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+            bodies.append(json.loads(message["Body"]))
+    return sorted(bodies, key=lambda b: int(b["chunk"]))
+
+
+def test_chunk_messages_name_where_their_attempt_s_items_are(stack: InProcessStack) -> None:
+    """The create's messages name the original chunks, a `scope=failed` restart's its retry set
+    (the state machine sends them), so a worker reads task and items in one request."""
+    items = [{"object_id": "good", "payload": {"text": "fine words"}}, {"object_id": "bad-1"}]
+    body = {"embedding_model_id": MODEL, "task_id": "src", "items": items}
+    assert stack.request("POST", "/internal/upsertion-tasks/run", body=body)[0] == 202
+    created = queued_bodies(stack)
+    assert created == [{"kind": "upsertion", "task_id": "src", "attempt": 1, "chunk": 0, "source": "CHUNK"}]
+    for message in created:
+        stack.send_chunk_message(message)
+    stack.drain()
+
+    assert act(stack, "restart", "src", "&scope=failed")[0] == 200
+    stored = wiring.task_store().get_task(TaskKind.UPSERTION, "src")
+    assert stored is not None and stored.chunk_source.startswith("RETRY#0002-")
+    restarted = queued_bodies(stack)
+    assert restarted == [
+        {"kind": "upsertion", "task_id": "src", "attempt": 2, "chunk": 0, "source": stored.chunk_source}
+    ]
+    for message in restarted:
+        stack.send_chunk_message(message)
+    stack.drain()
+    after = info(stack, "src")
+    assert (after["attempt"], after["status"], after["progress"]["failed"]) == (2, "failed", 1)
 
 
 def test_restart_failed_with_nothing_to_retry_is_409(stack: InProcessStack) -> None:
