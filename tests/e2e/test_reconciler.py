@@ -92,14 +92,14 @@ def test_a_create_that_died_after_storing_its_items_is_sent_by_the_reconciler(
     done = final(api, "died-sending")
     assert (done["status"], done["progress"]) == (
         "done",
-        {"total": 150, "succeeded": 150, "failed": 0, "pending": 0, "superseded": 0},
+        {"total": len(items), "succeeded": len(items), "failed": 0, "pending": 0, "superseded": 0},
     )
     opensearch = HttpClient(spawned.opensearch_url)
     opensearch.call("POST", "/vectors-local-hash-384/_refresh")
     counted = opensearch.call("POST", "/vectors-local-hash-384/_count", {"query": {"prefix": {"object_id": "r-"}}})[1][
         "count"
     ]
-    assert counted == 150
+    assert counted == len(items)
 
 
 def test_a_task_left_running_after_its_last_chunk_is_finished_by_the_reconciler(

@@ -16,6 +16,7 @@ from devstack.lambda_runtime import (
     FunctionError,
     FunctionTimedOut,
     ScaledFunction,
+    cpu_share_environment,
     runtime_environment,
 )
 from devstack.stack import DevStack, DevStackConfig
@@ -76,7 +77,10 @@ def test_each_function_sees_its_own_variables_and_nothing_else(
             seen[function.spec.logical_id] = probe.invoke({})
         finally:
             probe.stop()
+        # A scaled function's environments size their thread pools to their share of the cores.
+        cpu_share = cpu_share_environment(function.concurrency) if isinstance(function, ScaledFunction) else {}
         expected = {
+            **cpu_share,
             **runtime_environment(function.spec),
             **served.aws.environment(),
             "POWERTOOLS_TRACE_DISABLED": "true",
