@@ -4,7 +4,7 @@ Deterministic, no I/O, no sleeps, no threads: races are staged with `MemoryTaskS
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -26,17 +26,23 @@ class ScriptedAction:
     and remembers what it was given. `during` runs inside apply (another process acting while
     the chunk is under way); `cannot_run` makes apply raise TaskCannotRun."""
 
-    seen: list[tuple[Task, list[Item]]] = field(default_factory=list)
+    seen: list[tuple[Task, list[Item]]] = field(default_factory=list)  # a chunk each
+    calls: int = 0  # applies, each of one or more chunks
     during: Callable[[], None] | None = None
     cannot_run: str | None = None
 
-    def apply(self, task: Task, items: list[Item], deadline: float) -> ChunkOutcome:
-        self.seen.append((task, items))
+    def apply(self, task: Task, chunks: Sequence[list[Item]], deadline: float) -> list[ChunkOutcome]:
+        self.calls += 1
+        self.seen.extend((task, items) for items in chunks)
         if self.during is not None:
             during, self.during = self.during, None
             during()
         if self.cannot_run is not None:
             raise TaskCannotRun(self.cannot_run)
+        return [self._outcome(items) for items in chunks]
+
+    @staticmethod
+    def _outcome(items: list[Item]) -> ChunkOutcome:
         bad = tuple(ItemFailure(item_object_id(i), "bad item") for i in items if item_object_id(i).startswith("bad"))
         return ChunkOutcome(succeeded=len(items) - len(bad), failures=bad)
 

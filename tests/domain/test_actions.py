@@ -58,12 +58,12 @@ class FakeIndex:
     ) -> IndexWrite:
         self.upserts.append((spec.id, documents, task_id, version))
         failures = [ItemFailure(d.object_id, "refused") for d in documents if d.object_id in self.refuse]
-        return IndexWrite(failures, superseded=sum(1 for d in documents if d.object_id in self.newer))
+        return IndexWrite(failures, superseded=tuple(d.object_id for d in documents if d.object_id in self.newer))
 
     def delete(self, spec: EmbeddingModelSpec, object_ids: list[str], version: int, deadline: float) -> IndexWrite:
         self.deletes.append((spec.id, object_ids, version))
         failures = [ItemFailure(o, "Object not found in index", False) for o in object_ids if o in self.refuse]
-        return IndexWrite(failures, superseded=sum(1 for o in object_ids if o in self.newer))
+        return IndexWrite(failures, superseded=tuple(o for o in object_ids if o in self.newer))
 
 
 class FakeEmbedder:
@@ -92,7 +92,7 @@ def test_upsert_of_text_embeds_writes_and_counts() -> None:
         {"object_id": "none"},
         {"object_id": "w", "payload": {"text": "x"}},
     ]
-    outcome = UpsertChunk(REGISTRY, index, embedder_for).apply(task("text-2"), items, DEADLINE)
+    [outcome] = UpsertChunk(REGISTRY, index, embedder_for).apply(task("text-2"), [items], DEADLINE)
 
     assert asked == ["text-2"]
     [(model, documents, task_id, version)] = index.upserts
@@ -118,14 +118,14 @@ def test_upsert_of_vectors_needs_no_embedder() -> None:
         raise AssertionError("a precomputed model needs no embedder")
 
     items: list[Item] = [{"object_id": "v", "payload": {"v": [1, 2], "keep": True}}]
-    outcome = UpsertChunk(REGISTRY, index, no_embedder).apply(task("vector-2"), items, DEADLINE)
+    [outcome] = UpsertChunk(REGISTRY, index, no_embedder).apply(task("vector-2"), [items], DEADLINE)
     assert outcome == ChunkOutcome(succeeded=1)
     assert index.upserts[0][1] == [VectorDocument("v", [1.0, 2.0], {"keep": True}, None)]
 
 
 def test_delete_counts_what_the_index_removed() -> None:
     index = FakeIndex(refuse={"gone"})
-    outcome = DeleteChunk(REGISTRY, index).apply(task("vector-2", TaskKind.DELETION), ["a", "gone", "b"], DEADLINE)
+    [outcome] = DeleteChunk(REGISTRY, index).apply(task("vector-2", TaskKind.DELETION), [["a", "gone", "b"]], DEADLINE)
     assert index.deletes == [("vector-2", ["a", "gone", "b"], VERSION)]
     assert outcome.succeeded == 2
     assert outcome.failures == (ItemFailure("gone", "Object not found in index", False),)
@@ -135,9 +135,9 @@ def test_delete_counts_what_the_index_removed() -> None:
 def test_superseded_writes_count_as_succeeded_and_are_counted_apart() -> None:
     index = FakeIndex(newer={"old"})
     items: list[Item] = [{"object_id": "old", "payload": {"v": [1, 2]}}, {"object_id": "new", "payload": {"v": [3, 4]}}]
-    outcome = UpsertChunk(REGISTRY, index, lambda spec: FakeEmbedder()).apply(task("vector-2"), items, DEADLINE)
+    [outcome] = UpsertChunk(REGISTRY, index, lambda spec: FakeEmbedder()).apply(task("vector-2"), [items], DEADLINE)
     assert outcome == ChunkOutcome(succeeded=2, superseded=1)
-    deleted = DeleteChunk(REGISTRY, index).apply(task("vector-2", TaskKind.DELETION), ["old", "x"], DEADLINE)
+    [deleted] = DeleteChunk(REGISTRY, index).apply(task("vector-2", TaskKind.DELETION), [["old", "x"]], DEADLINE)
     assert deleted == ChunkOutcome(succeeded=2, superseded=1)
 
 
@@ -150,6 +150,39 @@ def test_a_model_removed_since_the_task_was_created_cannot_run(kind: TaskKind) -
         else DeleteChunk(REGISTRY, index)
     )
     with pytest.raises(TaskCannotRun, match="it was removed after the task was created") as refused:
-        action.apply(task("gone-model", kind), ["a"], DEADLINE)
+        action.apply(task("gone-model", kind), [["a"]], DEADLINE)
     assert refused.value.message.startswith("Unknown embedding_model_id 'gone-model'")
     assert index.upserts == index.deletes == []
+
+
+def test_chunks_applied_together_are_one_write_and_each_gets_the_outcome_it_gets_alone() -> None:
+    chunks: list[list[Item]] = [
+        [{"object_id": "a", "payload": {"text": "abc"}}, {"object_id": "long", "payload": {"text": "long"}}],
+        [
+            {"object_id": "none"},
+            {"object_id": "w", "payload": {"text": "x"}},
+            {"object_id": "old", "payload": {"text": "y"}},
+        ],
+        [{"object_id": "b", "payload": {"text": "b"}}],
+    ]
+    index = FakeIndex(refuse={"w"}, newer={"old"})
+    together = UpsertChunk(REGISTRY, index, lambda spec: FakeEmbedder()).apply(task("text-2"), chunks, DEADLINE)
+    assert len(index.upserts) == 1
+    alone = [
+        UpsertChunk(REGISTRY, FakeIndex(refuse={"w"}, newer={"old"}), lambda spec: FakeEmbedder()).apply(
+            task("text-2"), [chunk], DEADLINE
+        )[0]
+        for chunk in chunks
+    ]
+    assert together == alone
+    assert [(o.succeeded, o.errors, o.superseded) for o in together] == [(1, 1, 0), (1, 2, 1), (1, 0, 0)]
+
+    deletes = FakeIndex(refuse={"gone"}, newer={"old"})
+    deleted = DeleteChunk(REGISTRY, deletes).apply(
+        task("vector-2", TaskKind.DELETION), [["a", "gone"], ["old"]], DEADLINE
+    )
+    assert deletes.deletes == [("vector-2", ["a", "gone", "old"], VERSION)]
+    assert deleted == [
+        ChunkOutcome(succeeded=1, failures=(ItemFailure("gone", "Object not found in index", False),)),
+        ChunkOutcome(succeeded=1, superseded=1),
+    ]

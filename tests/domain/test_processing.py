@@ -428,3 +428,79 @@ def test_metrics_hear_each_chunk_recorded_once_with_its_time(store: MemoryTaskSt
     # chunk 0: a0 succeeded, bad-a1 failed; chunk 1 given up: its three items failed
     assert metrics.recorded == [(UPSERTION, 1, 1, 0.25), (UPSERTION, 0, 3, 0.5)]
     assert metrics.given_up == [UPSERTION]
+
+
+def test_chunks_delivered_together_are_applied_in_one_call_and_recorded_each(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store)
+    assert processor.process_chunks([ref(0), ref(1)], DEADLINE) == [Delivery.RECORDED, Delivery.RECORDED]
+    assert action.calls == 1
+    assert [items for _, items in action.seen] == CHUNKS
+    task = now(store)
+    assert task.status is TaskStatus.DONE
+    assert counters(task) == (2, 4, 1, 1)
+    assert task.failures == [ItemFailure("bad-a1", "bad item")]
+
+
+def test_in_a_group_each_chunk_is_admitted_as_if_alone(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store)
+    assert processor.process(ref(0), DEADLINE) is Delivery.RECORDED
+    # Chunk 0 again (a duplicate) with chunk 1: only chunk 1 is applied, and it finishes the task.
+    assert processor.process_chunks([ref(0), ref(1)], DEADLINE) == [Delivery.DUPLICATE, Delivery.RECORDED]
+    assert [items for _, items in action.seen] == CHUNKS
+    assert now(store).status is TaskStatus.DONE
+    assert counters(now(store)) == (2, 4, 1, 1)
+
+
+def test_a_group_of_a_task_canceled_before_it_applies_nothing(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store, TaskStatus.CANCELED)
+    assert processor.process_chunks([ref(0), ref(1)], DEADLINE) == [Delivery.CANCELED, Delivery.CANCELED]
+    assert action.calls == 0
+    assert counters(now(store)) == (0, 0, 0, 0)
+
+
+def test_a_group_whose_task_cannot_run_fails_the_task_and_records_nothing(
+    store: MemoryTaskStore,
+) -> None:
+    put(store)
+    action = ScriptedAction(cannot_run="model gone")
+    processor = ChunkProcessor(store, {UPSERTION: action})
+    assert processor.process_chunks([ref(0), ref(1)], DEADLINE) == [Delivery.TASK_FAILED, Delivery.TASK_FAILED]
+    task = now(store)
+    assert (task.status, task.error) == (TaskStatus.FAILED, "model gone")
+    assert counters(task) == (0, 0, 0, 0)
+
+
+def test_a_group_failing_in_the_index_records_none_of_its_chunks(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store)
+    action.during = raising(TimeoutError("the index did not answer"))
+    with pytest.raises(TimeoutError):
+        processor.process_chunks([ref(0), ref(1)], DEADLINE)
+    assert counters(now(store)) == (0, 0, 0, 0)
+    # Delivered again, both are applied and counted once.
+    assert processor.process_chunks([ref(0), ref(1)], DEADLINE) == [Delivery.RECORDED, Delivery.RECORDED]
+    assert counters(now(store)) == (2, 4, 1, 1)
+
+
+def test_chunks_of_different_tasks_or_attempts_are_not_a_group(processor: ChunkProcessor) -> None:
+    with pytest.raises(ValueError, match="one task and attempt"):
+        processor.process_chunks([ref(0), ref(1, attempt=2)], DEADLINE)
+
+
+def test_a_chunk_delivered_twice_in_one_group_is_applied_and_counted_once(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store)
+    deliveries = processor.process_chunks([ref(0), ref(1), ref(0), ref(1)], DEADLINE)
+    assert deliveries == [Delivery.RECORDED, Delivery.RECORDED, Delivery.DUPLICATE, Delivery.DUPLICATE]
+    assert [items for _, items in action.seen] == CHUNKS
+    task = now(store)
+    assert task.status is TaskStatus.DONE
+    assert counters(task) == (2, 4, 1, 1)

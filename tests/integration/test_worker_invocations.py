@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from opensearchpy import OpenSearch
 
 from devstack.lambda_runtime import LambdaContext
 from tests.support.events import load_event
@@ -91,3 +92,38 @@ def test_a_failing_record_is_logged_as_an_error_naming_its_chunk(
     (error,) = [line for line in worker_lines if line["level"] == "ERROR"]
     assert error["message"] == "Chunk delivery failed; the message will be delivered again"
     assert "exception" in error
+
+
+def test_the_chunks_of_one_task_in_a_batch_are_one_bulk_and_counted_each(
+    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bulks: list[str] = []
+    real_bulk = OpenSearch.bulk
+
+    def counted_bulk(self: OpenSearch, *args: Any, **kwargs: Any) -> Any:
+        bulks.append(kwargs["index"])
+        return real_bulk(self, *args, **kwargs)
+
+    monkeypatch.setattr(OpenSearch, "bulk", counted_bulk)
+    many = [{"object_id": f"m{i}", "payload": {"text": f"words {i}"}} for i in range(2 * CHUNK_MAX_ITEMS + 10)]
+    one = [{"object_id": "bad", "payload": {}}, {"object_id": "fine", "payload": {"text": "fine"}}]
+    for task_id, items in (("three-chunks", many), ("one-chunk", one)):
+        body = {"embedding_model_id": "local-hash-384", "task_id": task_id, "items": items}
+        assert stack.request("POST", "/internal/upsertion-tasks/run", body=body)[0] == 202
+    event = chunk_records(stack, 4)
+
+    assert worker.lambda_handler(event, context(60_000, 60_000, 60_000, 60_000)) == {"batchItemFailures": []}
+
+    assert len(bulks) == 2  # one per task, not one per chunk
+    progress = {}
+    for task_id in ("three-chunks", "one-chunk"):
+        status, task = stack.request("GET", "/internal/upsertion-tasks/info", f"task_id={task_id}")
+        assert status == 200
+        progress[task_id] = (task["status"], task["progress"])
+    assert progress == {
+        "three-chunks": (
+            "done",
+            {"total": len(many), "succeeded": len(many), "failed": 0, "pending": 0, "superseded": 0},
+        ),
+        "one-chunk": ("done", {"total": 2, "succeeded": 1, "failed": 1, "pending": 0, "superseded": 0}),
+    }

@@ -14,6 +14,7 @@ from devstack.template import load_template
 from tests.support.determinism import FakeClock, FixedJitter
 from vector_tasks.adapters.retry import OutOfTime, RetryPolicy, StillUnavailable
 from vector_tasks.adapters.vector_index import (
+    BULK_MAX_BYTES,
     GC_DELETES,
     NOT_FOUND_DETAIL,
     REQUEST_TIMEOUT_SECONDS,
@@ -300,18 +301,18 @@ def test_a_write_the_index_already_holds_a_newer_version_of_is_superseded_not_fa
     )
     written = index_with(client).upsert(SPEC, docs("a", "b", "c"), "t", VERSION, LATER)
     # b: a newer attempt wrote it; c: this very write, delivered again.
-    assert written == IndexWrite([], superseded=1)
+    assert written == IndexWrite([], superseded=("b",))
 
 
 def test_a_delete_overtaken_by_a_newer_write_is_superseded() -> None:
     client = ScriptedClient({"items": [conflict("delete", VERSION + 1, VERSION), conflict("delete", VERSION, VERSION)]})
-    assert index_with(client).delete(SPEC, ["a", "b"], VERSION, LATER) == IndexWrite([], superseded=1)
+    assert index_with(client).delete(SPEC, ["a", "b"], VERSION, LATER) == IndexWrite([], superseded=("a",))
 
 
 def test_a_version_conflict_whose_reason_cannot_be_read_changed_nothing_either() -> None:
     unreadable = {"index": {"status": 409, "error": {"type": "version_conflict_engine_exception", "reason": "?"}}}
     client = ScriptedClient({"items": [unreadable]})
-    assert index_with(client).upsert(SPEC, docs("a"), "t", VERSION, LATER) == IndexWrite([], superseded=1)
+    assert index_with(client).upsert(SPEC, docs("a"), "t", VERSION, LATER) == IndexWrite([], superseded=("a",))
 
 
 def test_another_conflict_is_a_rejection_as_before() -> None:
@@ -353,3 +354,29 @@ def test_tombstones_outlive_the_longest_a_chunk_can_take_to_reach_the_index() ->
     assert GC_DELETES.endswith("d")
     assert int(GC_DELETES[:-1]) * 86400 >= longest
     assert index_body(SPEC)["settings"]["index"]["gc_deletes"] == GC_DELETES
+
+
+def test_a_write_larger_than_one_bulk_goes_in_consecutive_bulks_each_within_the_bound() -> None:
+    # 1,024-dimension vectors as the embedders give them (17-digit floats): about 20 KB a document.
+    many = [VectorDocument(f"d{i}", [0.12345678901234567] * 1024, {"text": "x"}, None) for i in range(600)]
+    conflict_at = {"d5", "d599"}
+
+    class SizedClient(ScriptedClient):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sizes: list[int] = []
+
+        def bulk(self, body: bytes, index: str, request_timeout: float) -> dict[str, Any]:
+            self.sizes.append(len(body))
+            lines = [json.loads(line) for line in body.splitlines()]
+            ids = [line["index"]["_id"] for line in lines[::2]]
+            self.bodies.append(lines)
+            return {"items": [conflict("index", VERSION + 1, VERSION) if oid in conflict_at else ok() for oid in ids]}
+
+    client = SizedClient()
+    written = index_with(client).upsert(SPEC, many, "t", VERSION, LATER)
+    assert len(client.sizes) >= 3
+    assert max(client.sizes) <= BULK_MAX_BYTES
+    sent = [line["index"]["_id"] for body in client.bodies for line in body[::2]]
+    assert sent == [d.object_id for d in many]  # each once, in order
+    assert written == IndexWrite([], superseded=("d5", "d599"))

@@ -49,6 +49,11 @@ _VERSION_CONFLICT = "version_conflict_engine_exception"
 _CURRENT_VERSION = re.compile(r"current version \[(\d+)\]")
 # The longest one OpenSearch request may take, and the least time worth starting one with.
 REQUEST_TIMEOUT_SECONDS = 30.0
+# The largest `_bulk` body sent: half the smallest request size Amazon OpenSearch Service takes
+# (10 MiB, on the small instance types). A worker writes the chunks of one task it was handed
+# together, up to this size a request, since OpenSearch's cost per document falls with the
+# size of a bulk; a body of 1,024-dimension vectors outgrows a chunk's JSON several times over.
+BULK_MAX_BYTES = 5 * 1024 * 1024
 _MIN_REQUEST_SECONDS = 0.5
 
 
@@ -305,17 +310,37 @@ class OpenSearchVectorIndex:
         version: int,
         deadline: float,
     ) -> IndexWrite:
-        """Run the operations (keyed by object id) as POST /<index>/_bulk; return the items that
-        did not succeed and how many were superseded. The action lines name no index: the domain
-        refuses explicit indexes (`rest.action.multi.allow_explicit_index: false`), so the path is
-        what the worker's es permission and the access policy scope.
+        """Run the operations (keyed by object id) as POST /<index>/_bulk requests of at most
+        BULK_MAX_BYTES each; return the items that did not succeed and those superseded. The
+        action lines name no index: the domain refuses explicit indexes
+        (`rest.action.multi.allow_explicit_index: false`), so the path is what the worker's es
+        permission and the access policy scope.
+        """
+        failures: list[ItemFailure] = []
+        superseded: list[str] = []
+        for batch in _batches(operations, BULK_MAX_BYTES):
+            written = self._bulk_request(index, kind, batch, on_not_found, version, deadline)
+            failures.extend(written.failures)
+            superseded.extend(written.superseded)
+        return IndexWrite(failures, tuple(superseded))
+
+    def _bulk_request(
+        self,
+        index: str,
+        kind: TaskKind,
+        operations: dict[str, bytes],
+        on_not_found: str | None,
+        version: int,
+        deadline: float,
+    ) -> IndexWrite:
+        """One `_bulk` body of operations (their NDJSON lines, keyed by object id).
 
         Whole requests that fail transiently and items rejected for back-pressure are sent
-        again; if some are still pending after the last attempt the chunk comes back
+        again; if some are still pending after the last attempt the chunks come back
         (StillUnavailable), and what this call wrote is simply written again then.
         """
         failures: list[ItemFailure] = []
-        superseded = 0
+        superseded: list[str] = []
         pending = operations
         last_error = ""
         for attempt in range(self._retry.attempts):
@@ -323,8 +348,8 @@ class OpenSearchVectorIndex:
                 self._pause_before(attempt, deadline, last_error)
                 if self._on_bulk_retry is not None:
                     self._on_bulk_retry(kind)
-            # One bytes body (orjson, vectors as they are): opensearch-py sends bytes unchanged.
-            body = b"\n".join(json_bytes(line) for lines in pending.values() for line in lines) + b"\n"
+            # One bytes body: opensearch-py sends bytes unchanged.
+            body = b"".join(pending.values())
             try:
                 response = self._client.bulk(body=body, index=index, request_timeout=self._request_timeout(deadline))
             except (OpenSearchConnectionError, TransportError) as exc:
@@ -332,12 +357,27 @@ class OpenSearchVectorIndex:
                 continue
             results = classify_bulk_items(response["items"], list(pending), on_not_found, version)
             failures.extend(results.failed)
-            superseded += len(results.superseded)
+            superseded.extend(results.superseded)
             if results.retry_later:
                 last_error = results.retry_reason
             pending = {oid: pending[oid] for oid in results.retry_later}
             if not pending:
-                return IndexWrite(failures, superseded)
+                return IndexWrite(failures, tuple(superseded))
         raise StillUnavailable(
             f"{last_error} (gave up after {self._retry.attempts} attempts; {len(pending)} items pending)"
         )
+
+
+def _batches(operations: dict[str, list[dict[str, Any]]], max_bytes: int) -> list[dict[str, bytes]]:
+    """The operations as NDJSON (orjson, vectors as they are), in consecutive batches of at
+    most `max_bytes` each (a single operation larger than that goes alone)."""
+    batches: list[dict[str, bytes]] = [{}]
+    size = 0
+    for object_id, lines in operations.items():
+        data = b"".join(json_bytes(line) + b"\n" for line in lines)
+        if batches[-1] and size + len(data) > max_bytes:
+            batches.append({})
+            size = 0
+        batches[-1][object_id] = data
+        size += len(data)
+    return [batch for batch in batches if batch]

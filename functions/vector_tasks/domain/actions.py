@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from vector_tasks.domain.embedder import TextEmbedder
 from vector_tasks.domain.errors import TaskCannotRun, UnknownEmbeddingModel
-from vector_tasks.domain.model import ChunkOutcome, Item, Task, item_object_id
+from vector_tasks.domain.model import ChunkOutcome, IndexWrite, Item, ItemFailure, Task, item_object_id
 from vector_tasks.domain.ports import VectorIndex
 from vector_tasks.domain.registry import EmbeddingModelSpec, InputSource, ModelRegistry
 from vector_tasks.domain.vectorize import vectorize
@@ -17,6 +17,39 @@ def _model_of(registry: ModelRegistry, task: Task) -> EmbeddingModelSpec:
         return registry.get(task.embedding_model_id)
     except UnknownEmbeddingModel as exc:
         raise TaskCannotRun(f"{exc.message}; it was removed after the task was created") from exc
+
+
+def outcomes_by_chunk(
+    chunks: Sequence[Sequence[Item]],
+    attempted: Sequence[str],
+    not_attempted: Sequence[ItemFailure],
+    written: IndexWrite,
+) -> list[ChunkOutcome]:
+    """Split what one write of several chunks' items produced back into each chunk's outcome.
+
+    `attempted`: the object ids sent to the index; `not_attempted`: the items refused before
+    (not embeddable). Object ids are unique within a task (create refuses duplicates), so each
+    result belongs to exactly one chunk; one chunk gives the outcome a write of it alone gives.
+    """
+    chunk_of = {item_object_id(item): n for n, items in enumerate(chunks) for item in items}
+    sent = [0] * len(chunks)
+    for object_id in attempted:
+        sent[chunk_of[object_id]] += 1
+    refused: list[list[ItemFailure]] = [[] for _ in chunks]
+    for failure in written.failures:
+        refused[chunk_of[failure.object_id]].append(failure)
+    failed: list[list[ItemFailure]] = [[] for _ in chunks]
+    for failure in not_attempted:
+        failed[chunk_of[failure.object_id]].append(failure)
+    superseded = [0] * len(chunks)
+    for object_id in written.superseded:
+        superseded[chunk_of[object_id]] += 1
+    return [
+        ChunkOutcome(
+            succeeded=sent[n] - len(refused[n]), failures=tuple(failed[n] + refused[n]), superseded=superseded[n]
+        )
+        for n in range(len(chunks))
+    ]
 
 
 class UpsertChunk:
@@ -30,16 +63,13 @@ class UpsertChunk:
         self._index = index
         self._embedder_for = embedder_for
 
-    def apply(self, task: Task, items: list[Item], deadline: float) -> ChunkOutcome:
+    def apply(self, task: Task, chunks: Sequence[list[Item]], deadline: float) -> list[ChunkOutcome]:
         spec = _model_of(self._registry, task)
         embedder = None if spec.input.source is InputSource.VECTOR else self._embedder_for(spec)
-        documents, failures = vectorize(spec, embedder, [i for i in items if isinstance(i, dict)], deadline)
+        items = [i for chunk in chunks for i in chunk if isinstance(i, dict)]
+        documents, failures = vectorize(spec, embedder, items, deadline)
         written = self._index.upsert(spec, documents, task.task_id, task.write_version, deadline)
-        return ChunkOutcome(
-            succeeded=len(documents) - len(written.failures),
-            failures=tuple(failures + written.failures),
-            superseded=written.superseded,
-        )
+        return outcomes_by_chunk(chunks, [d.object_id for d in documents], failures, written)
 
 
 class DeleteChunk:
@@ -47,12 +77,8 @@ class DeleteChunk:
         self._registry = registry
         self._index = index
 
-    def apply(self, task: Task, items: list[Item], deadline: float) -> ChunkOutcome:
+    def apply(self, task: Task, chunks: Sequence[list[Item]], deadline: float) -> list[ChunkOutcome]:
         spec = _model_of(self._registry, task)
-        object_ids = [item_object_id(i) for i in items]
+        object_ids = [item_object_id(i) for chunk in chunks for i in chunk]
         written = self._index.delete(spec, object_ids, task.write_version, deadline)
-        return ChunkOutcome(
-            succeeded=len(object_ids) - len(written.failures),
-            failures=tuple(written.failures),
-            superseded=written.superseded,
-        )
+        return outcomes_by_chunk(chunks, object_ids, [], written)

@@ -201,7 +201,7 @@ class IndexWrite:
     """What one write of documents or deletes to the index produced."""
 
     failures: list[ItemFailure]
-    superseded: int = 0  # items a newer attempt had already written or deleted
+    superseded: tuple[str, ...] = ()  # the objects a newer attempt had already written or deleted
 
 
 @dataclass(frozen=True)

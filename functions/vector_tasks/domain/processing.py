@@ -1,16 +1,18 @@
-"""The worker's side of the lifecycle: one chunk at a time, safe under redelivery.
+"""The worker's side of the lifecycle: chunk by chunk, safe under redelivery.
 
 For every chunk message the processor reads the task, the chunk's result and the chunk in one
 request, checks the task first (fencing on `attempt`, cooperative cancel), applies the chunk,
 then records the result and the counters in one conditional write, so a chunk delivered twice
 is counted once. The delivery that records the last chunk moves the task to its final status.
+Chunks of one task and attempt delivered together are applied in one write to the index (a
+larger `_bulk`), each still admitted and recorded on its own.
 """
 
 from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from vector_tasks.domain.errors import ChunkNotStored, TaskCannotRun
@@ -30,8 +32,9 @@ from vector_tasks.domain.ports import ChunkMetrics, NoChunkMetrics, TaskStore
 
 
 class ChunkAction(Protocol):
-    def apply(self, task: Task, items: list[Item], deadline: float) -> ChunkOutcome:
-        """`deadline` (time.monotonic()) is when the worker must be done with the chunk."""
+    def apply(self, task: Task, chunks: Sequence[list[Item]], deadline: float) -> list[ChunkOutcome]:
+        """Apply chunks of one attempt of `task` together (one write to the index), each
+        chunk's outcome in order. `deadline` (time.monotonic()) is when the worker must be done."""
         ...
 
 
@@ -142,20 +145,52 @@ class ChunkProcessor:
         )
 
     def process(self, ref: ChunkRef, deadline: float) -> Delivery:
+        (delivery,) = self.process_chunks([ref], deadline)
+        return delivery
+
+    def process_chunks(self, refs: Sequence[ChunkRef], deadline: float) -> list[Delivery]:
+        """Deliveries of chunks of one task and attempt, applied together: each is admitted
+        (fencing, cancel, duplicates) as if alone, the admitted ones are written to the index
+        in one action, then each is recorded on its own. What a delivery is, per chunk."""
+        if len({(ref.kind, ref.task_id, ref.attempt) for ref in refs}) > 1:
+            raise ValueError("process_chunks takes the chunks of one task and attempt")
+        # A message delivered twice in one batch (SQS is at least once) is handled once.
+        first_of: dict[int, int] = {}
+        for n, ref in enumerate(refs):
+            first_of.setdefault(ref.chunk, n)
         started = self._monotonic()
-        admitted = self._admit(ref)
-        if isinstance(admitted, Delivery):
-            return admitted
-        task, read = admitted
-        items = self._items(ref, task, read)
-        if items is None:
-            return Delivery.TASK_FAILED
-        try:
-            outcome = self._actions[ref.kind].apply(task, items, deadline)
-        except TaskCannotRun as exc:
-            self._fail(task, exc.message)
-            return Delivery.TASK_FAILED
-        return self._record(ref, outcome, started)
+        deliveries: dict[int, Delivery] = {}
+        admitted: list[tuple[int, ChunkRef, list[Item]]] = []
+        task: Task | None = None
+        for n, ref in enumerate(refs):
+            if first_of[ref.chunk] != n:
+                continue
+            read = self._admit(ref)
+            if isinstance(read, Delivery):
+                deliveries[n] = read
+                continue
+            task, from_read = read
+            items = self._items(ref, task, from_read)
+            if items is None:
+                deliveries[n] = Delivery.TASK_FAILED
+                continue
+            admitted.append((n, ref, items))
+        if admitted and task is not None:
+            try:
+                outcomes = self._actions[refs[0].kind].apply(task, [items for _, _, items in admitted], deadline)
+            except TaskCannotRun as exc:
+                self._fail(task, exc.message)
+                deliveries.update({n: Delivery.TASK_FAILED for n, _, _ in admitted})
+            else:
+                for (n, ref, _), outcome in zip(admitted, outcomes, strict=True):
+                    deliveries[n] = self._record_only(ref, outcome, started)
+                self._finish(refs[0])
+        again = {Delivery.RECORDED: Delivery.DUPLICATE}
+        for n, ref in enumerate(refs):
+            if n not in deliveries:
+                first = deliveries[first_of[ref.chunk]]
+                deliveries[n] = again.get(first, first)
+        return [deliveries[n] for n in range(len(refs))]
 
     def abandon(self, ref: ChunkRef, detail: str) -> Delivery:
         """Give up on a chunk that could not be processed: each of its items fails with `detail`."""
@@ -173,11 +208,19 @@ class ChunkProcessor:
         return delivery
 
     def _record(self, ref: ChunkRef, outcome: ChunkOutcome, started: float) -> Delivery:
+        delivery = self._record_only(ref, outcome, started)
+        self._finish(ref)
+        return delivery
+
+    def _record_only(self, ref: ChunkRef, outcome: ChunkOutcome, started: float) -> Delivery:
         recorded = self._store.record_chunk(ref, outcome, utc_now())
         if recorded:
             self._metrics.chunk_recorded(ref.kind, outcome, self._monotonic() - started)
-        # Finish even when another delivery recorded the chunk first: it may have died before.
+        return Delivery.RECORDED if recorded else Delivery.DUPLICATE
+
+    def _finish(self, ref: ChunkRef) -> None:
+        """Finish the task if every chunk is in, even when another delivery recorded this one
+        first: it may have died before. One read after a group's chunks are recorded."""
         task = self._store.get_task(ref.kind, ref.task_id)
         if task is not None and task.attempt == ref.attempt:
             finish_if_complete(self._store, task)
-        return Delivery.RECORDED if recorded else Delivery.DUPLICATE

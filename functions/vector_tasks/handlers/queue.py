@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -15,11 +15,15 @@ from vector_tasks.domain.model import ChunkRef
 from vector_tasks.models.messages import ChunkMessage
 from vector_tasks.observability import logger, metrics, publishes_work_metrics, traced
 
+Handler = Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]
+# Chunks of one task and attempt, handled together: what became of each, or why it failed.
+GroupHandler = Callable[[Sequence[ChunkRef], LambdaContext], Sequence[str | Exception]]
+
 
 def chunk_consumer(
     handle: Callable[[ChunkRef, SQSRecord, LambdaContext], str],
     drop_malformed: bool = False,
-) -> Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]:
+) -> Handler:
     """A Lambda handler that parses each record as a chunk message and passes it to `handle`.
 
     A record whose handling raises is reported in `batchItemFailures`, so SQS redelivers just
@@ -27,9 +31,73 @@ def chunk_consumer(
     A record that is not a chunk message fails like any other, unless `drop_malformed` (the
     end of the line: the dead-letter handler), where it is logged as an error and consumed.
     """
+    return _consumer(lambda event, context: handle, drop_malformed)
+
+
+def grouped_chunk_consumer(handle_group: GroupHandler) -> Handler:
+    """A chunk_consumer that hands the chunks of one task and attempt in a batch to
+    `handle_group` together (in the order received), then reports each record as chunk_consumer
+    does: an Exception in its place fails that record alone; one raised fails its whole group."""
+
+    def prepare(event: dict[str, Any], context: LambdaContext) -> Callable[[ChunkRef, SQSRecord, LambdaContext], str]:
+        results: dict[str, str | Exception] = {}
+        for group in _groups(event):
+            refs = [ref for _, ref in group]
+            keys = _group_keys(refs)
+            logger.append_keys(**keys)
+            try:
+                outcomes: Sequence[str | Exception] = handle_group(refs, context)
+            except Exception as exc:  # reported per record, with its traceback, as it is replayed
+                outcomes = [exc] * len(refs)
+            finally:
+                logger.remove_keys(list(keys))
+            results.update((message_id, outcome) for (message_id, _), outcome in zip(group, outcomes, strict=True))
+
+        def replay(ref: ChunkRef, record: SQSRecord, _: LambdaContext) -> str:
+            outcome = results[record.message_id]
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+
+        return replay
+
+    return _consumer(prepare, drop_malformed=False)
+
+
+def _groups(event: dict[str, Any]) -> list[list[tuple[str, ChunkRef]]]:
+    """The event's chunk messages (message id and chunk) by task and attempt, in order of first
+    appearance; records that are not chunk messages are left to fail on their own."""
+    groups: dict[tuple[str, str, int], list[tuple[str, ChunkRef]]] = {}
+    for record in event.get("Records", []):
+        try:
+            ref = ChunkMessage.model_validate_json(record["body"]).ref()
+        except ValidationError:
+            continue
+        groups.setdefault((ref.kind.value, ref.task_id, ref.attempt), []).append((record["messageId"], ref))
+    return list(groups.values())
+
+
+def _group_keys(refs: Sequence[ChunkRef]) -> dict[str, object]:
+    """What every line logged while a group is handled says of it."""
+    first = refs[0]
+    keys: dict[str, object] = {"task_id": first.task_id, "kind": first.kind.value, "attempt": first.attempt}
+    if len(refs) == 1:
+        keys["chunk"] = first.chunk
+    else:
+        keys["chunks"] = [ref.chunk for ref in refs]
+    return keys
+
+
+def _consumer(
+    prepare: Callable[[dict[str, Any], LambdaContext], Callable[[ChunkRef, SQSRecord, LambdaContext], str]],
+    drop_malformed: bool,
+) -> Handler:
+    """The Lambda handler: `prepare` sees the whole event first and gives what handles a record."""
     processor = BatchProcessor(event_type=EventType.SQS)
 
-    def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
+    def record_handler(
+        record: SQSRecord, lambda_context: LambdaContext, handle: Callable[[ChunkRef, SQSRecord, LambdaContext], str]
+    ) -> str:
         try:
             ref = ChunkMessage.model_validate_json(record.body).ref()
         except ValidationError:
@@ -61,8 +129,12 @@ def chunk_consumer(
     @metrics.log_metrics
     @publishes_work_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+        handle = prepare(event, context)
         return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+            event=event,
+            record_handler=lambda record, lambda_context: record_handler(record, lambda_context, handle),
+            processor=processor,
+            context=context,
         )
 
     return handler
