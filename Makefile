@@ -82,7 +82,7 @@ minilm: $(MINILM)/.installed ## Optional: .venv-minilm (Python 3.11, CPU torch, 
 run-minilm: minilm ## The local stack from .venv-minilm, so the local-minilm model can serve
 	$(MINILM)/bin/python -m devstack
 
-benchmark: setup ## Ingest throughput on the local stack against a direct _bulk, requests and CPU per 1,000 items, one table with the targets (~8 min)
+benchmark: setup ## Ingest throughput on the local stack against a direct _bulk, requests and CPU per 1,000 items, one table with the targets (~3 min)
 	$(BIN)/python -m benchmarks.throughput $(BENCHMARK_ARGS)
 
 benchmark-minilm: minilm ## Raw MiniLM encode vs end-to-end upsertion throughput, and their ratio
