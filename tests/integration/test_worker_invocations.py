@@ -94,9 +94,8 @@ def test_a_failing_record_is_logged_as_an_error_naming_its_chunk(
     assert "exception" in error
 
 
-def test_the_chunks_of_one_task_in_a_batch_are_one_bulk_and_counted_each(
-    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def counted_bulks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The index of every `_bulk` request the worker sends, from now on."""
     bulks: list[str] = []
     real_bulk = OpenSearch.bulk
 
@@ -105,6 +104,13 @@ def test_the_chunks_of_one_task_in_a_batch_are_one_bulk_and_counted_each(
         return real_bulk(self, *args, **kwargs)
 
     monkeypatch.setattr(OpenSearch, "bulk", counted_bulk)
+    return bulks
+
+
+def test_the_chunks_of_one_task_in_a_batch_are_one_bulk_and_counted_each(
+    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bulks = counted_bulks(monkeypatch)
     many = [{"object_id": f"m{i}", "payload": {"text": f"words {i}"}} for i in range(2 * CHUNK_MAX_ITEMS + 10)]
     one = [{"object_id": "bad", "payload": {}}, {"object_id": "fine", "payload": {"text": "fine"}}]
     for task_id, items in (("three-chunks", many), ("one-chunk", one)):
@@ -127,3 +133,21 @@ def test_the_chunks_of_one_task_in_a_batch_are_one_bulk_and_counted_each(
         ),
         "one-chunk": ("done", {"total": 2, "succeeded": 1, "failed": 1, "pending": 0, "superseded": 0}),
     }
+
+
+def test_chunks_delivered_again_are_written_each_on_its_own(
+    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bulks = counted_bulks(monkeypatch)
+    items = [{"object_id": f"r{i}", "payload": {"text": f"words {i}"}} for i in range(CHUNK_MAX_ITEMS + 50)]
+    body = {"embedding_model_id": "local-hash-384", "task_id": "again", "items": items}
+    assert stack.request("POST", "/internal/upsertion-tasks/run", body=body)[0] == 202
+    event = chunk_records(stack, 2)
+    for record in event["Records"]:  # their first delivery failed together; neither may sink the other
+        record["attributes"] = {**record["attributes"], "ApproximateReceiveCount": "2"}
+
+    assert worker.lambda_handler(event, context(60_000, 60_000)) == {"batchItemFailures": []}
+
+    assert len(bulks) == 2
+    status, task = stack.request("GET", "/internal/upsertion-tasks/info", "task_id=again")
+    assert (status, task["status"], task["progress"]["succeeded"]) == (200, "done", len(items))

@@ -37,7 +37,12 @@ def chunk_consumer(
 def grouped_chunk_consumer(handle_group: GroupHandler) -> Handler:
     """A chunk_consumer that hands the chunks of one task and attempt in a batch to
     `handle_group` together (in the order received), then reports each record as chunk_consumer
-    does: an Exception in its place fails that record alone; one raised fails its whole group."""
+    does: an Exception in its place fails that record alone; one raised fails its whole group.
+
+    A message delivered before (ApproximateReceiveCount above 1) is a group of its own: a chunk
+    that fails whatever it is sent with cannot take the chunks of its first group with it to the
+    dead-letter queue.
+    """
 
     def prepare(event: dict[str, Any], context: LambdaContext) -> Callable[[ChunkRef, SQSRecord, LambdaContext], str]:
         results: dict[str, str | Exception] = {}
@@ -66,14 +71,19 @@ def grouped_chunk_consumer(handle_group: GroupHandler) -> Handler:
 
 def _groups(event: dict[str, Any]) -> list[list[tuple[str, ChunkRef]]]:
     """The event's chunk messages (message id and chunk) by task and attempt, in order of first
-    appearance; records that are not chunk messages are left to fail on their own."""
-    groups: dict[tuple[str, str, int], list[tuple[str, ChunkRef]]] = {}
+    appearance, each message delivered before alone; records that are not chunk messages are
+    left to fail on their own."""
+    groups: dict[tuple[str, str, int, str], list[tuple[str, ChunkRef]]] = {}
     for record in event.get("Records", []):
         try:
             ref = ChunkMessage.model_validate_json(record["body"]).ref()
         except ValidationError:
             continue
-        groups.setdefault((ref.kind.value, ref.task_id, ref.attempt), []).append((record["messageId"], ref))
+        message_id = record["messageId"]
+        again = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1")) > 1
+        groups.setdefault((ref.kind.value, ref.task_id, ref.attempt, message_id if again else ""), []).append(
+            (message_id, ref)
+        )
     return list(groups.values())
 
 
