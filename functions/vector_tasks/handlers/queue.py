@@ -88,7 +88,7 @@ def _groups(event: dict[str, Any]) -> list[list[tuple[str, ChunkRef]]]:
 
 
 def _group_keys(refs: Sequence[ChunkRef]) -> dict[str, object]:
-    """What every line logged while a group is handled says of it."""
+    """What every line logged while a group (or one record) is handled says of it."""
     first = refs[0]
     keys: dict[str, object] = {"task_id": first.task_id, "kind": first.kind.value, "attempt": first.attempt}
     if len(refs) == 1:
@@ -117,7 +117,7 @@ def _consumer(
             logger.error("Dropping a message that is not a chunk message", extra={"body": record.body[:2000]})
             return "malformed"
         # Every line logged while this record is handled names its chunk.
-        chunk_keys = {"task_id": ref.task_id, "kind": ref.kind.value, "attempt": ref.attempt, "chunk": ref.chunk}
+        chunk_keys = _group_keys([ref])
         logger.append_keys(**chunk_keys, message_id=record.message_id)
         try:
             delivery = handle(ref, record, lambda_context)

@@ -30,7 +30,7 @@ def _process(refs: Sequence[ChunkRef], context: LambdaContext) -> list[str | Exc
         started.append(ref)
         deadline = min(deadline, time.monotonic() + remaining)
     out_of_time = OutOfTime("the invocation has no time left for this chunk; it goes back to the queue")
-    deliveries: list[str | Exception] = list(chunk_processor().process_chunks(started, deadline)) if started else []
+    deliveries: list[str | Exception] = list(chunk_processor().process_chunks(started, deadline))
     return deliveries + [out_of_time] * (len(refs) - len(started))
 
 
