@@ -208,6 +208,15 @@ def authorization_requests(prefix: str, operation: str, params: dict[str, Any], 
         model = params["modelId"]
         arn = model if model.startswith("arn:") else f"arn:aws:bedrock:{region}::foundation-model/{model}"
         return [(f"bedrock:{operation}", arn)]
+    if prefix == "s3" and "Bucket" in params:
+        # S3 authorizes reads of an object as s3:GetObject on it, listings as s3:ListBucket.
+        bucket = f"arn:aws:s3:::{params['Bucket']}"
+        if operation in ("GetObject", "HeadObject"):
+            return [("s3:GetObject", f"{bucket}/{params['Key']}")]
+        if operation in ("ListObjectsV2", "ListObjects"):
+            return [("s3:ListBucket", bucket)]
+        if operation == "PutObject":
+            return [("s3:PutObject", f"{bucket}/{params['Key']}")]
     if prefix == "sagemaker" and "EndpointName" in params:
         endpoint = params["EndpointName"].lower()  # SageMaker ARNs are lower case
         return [(f"sagemaker:{operation}", f"arn:aws:sagemaker:{region}:{LOCAL_ACCOUNT}:endpoint/{endpoint}")]
@@ -274,14 +283,15 @@ def _check_call(model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSRespo
     if message is None:
         return None
     log.warning("denied: %s", message)
-    code = "AccessDenied" if prefix == "sqs" else "AccessDeniedException"
+    code = "AccessDenied" if prefix in ("sqs", "s3") else "AccessDeniedException"
+    status = 403 if prefix == "s3" else 400
     request_id = str(uuid.uuid4())
     headers = {"x-amzn-RequestId": request_id}
     parsed = {
         "Error": {"Code": code, "Message": message},
-        "ResponseMetadata": {"RequestId": request_id, "HTTPStatusCode": 400, "HTTPHeaders": headers},
+        "ResponseMetadata": {"RequestId": request_id, "HTTPStatusCode": status, "HTTPHeaders": headers},
     }
-    return AWSResponse(f"https://{prefix}.{region}.amazonaws.com/", 400, headers, None), parsed
+    return AWSResponse(f"https://{prefix}.{region}.amazonaws.com/", status, headers, None), parsed
 
 
 _HANDLERS = (("before-parameter-build", _remember_params), ("before-call", _check_call))

@@ -145,3 +145,13 @@ def create_resources(
             progressed = True
         if not progressed:
             raise ValueError(f"cannot order the creation of {sorted(pending)}: unresolved references")
+
+
+def create_import_buckets(template: Template, session: Any) -> list[str]:
+    """The buckets the template's ImportBuckets parameter names, created empty: on AWS they are
+    the callers' own; locally the walk-through and the tests put their objects there."""
+    names = [n.strip() for n in str(template.values.get("ImportBuckets", "")).split(",") if n.strip()]
+    client = session.client("s3")
+    for name in names:
+        client.create_bucket(Bucket=name)
+    return names

@@ -22,13 +22,14 @@ from devstack.event_sources import EVENT_SOURCE_AGENT, EventSourcePoller, poller
 from devstack.lambda_runtime import ContainerFunction, ScaledFunction, container_functions, stop_all
 from devstack.permissions import Permissions
 from devstack.processes import ChildServer, start_moto, start_osmem
-from devstack.resources import create_resources
+from devstack.resources import create_import_buckets, create_resources
 from devstack.schedules import ScheduledInvoker
 from devstack.template import (
     LOCAL_PSEUDO_PARAMETERS,
     LOCAL_REGION,
     Template,
     load_template,
+    local_import_parameters,
     local_opensearch_parameters,
 )
 
@@ -157,6 +158,7 @@ class DevStack:
             parameters={
                 "Stage": c.stage,
                 **local_opensearch_parameters(self.opensearch_url),
+                **local_import_parameters(),
                 **c.parameters,  # e.g. an OpenSearch endpoint in front of osmem (a counting proxy)
             },
             pseudo=LOCAL_PSEUDO_PARAMETERS,
@@ -164,6 +166,7 @@ class DevStack:
         # Before any client exists: they copy the permission hook when built.
         permissions = Permissions(template)
         create_resources(template, self.aws, permissions=permissions)
+        create_import_buckets(template, self.aws)
         self.template = template
         if c.sam_env_file is not None:
             c.sam_env_file.parent.mkdir(parents=True, exist_ok=True)

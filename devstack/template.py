@@ -27,6 +27,16 @@ LOCAL_PSEUDO_PARAMETERS = {
 LOCAL_OPENSEARCH_DOMAIN_ARN = f"arn:aws:es:{LOCAL_REGION}:{LOCAL_ACCOUNT}:domain/local-osmem"
 
 
+_NO_VALUE = object()  # what Ref AWS::NoValue resolves to, until its container drops it
+
+# The bucket the local stack creates in moto and names in ImportBuckets (README, "Import from S3").
+LOCAL_IMPORT_BUCKET = "vector-imports"
+
+
+def local_import_parameters(bucket: str = LOCAL_IMPORT_BUCKET) -> dict[str, str]:
+    return {"ImportBuckets": bucket}
+
+
 def local_opensearch_parameters(endpoint: str, domain_arn: str = LOCAL_OPENSEARCH_DOMAIN_ARN) -> dict[str, str]:
     """The template parameters of a local stack whose OpenSearch is `endpoint` (no SigV4)."""
     return {"ExistingOpenSearchEndpoint": endpoint, "ExistingOpenSearchDomainArn": domain_arn, "OpenSearchAuth": "none"}
@@ -160,13 +170,17 @@ class Template:
         raise ValueError(f"condition function {fn} is not supported locally")
 
     def resolve(self, value: Any) -> Any:
+        """`value` with its intrinsics evaluated; an element or key that is AWS::NoValue is left
+        out, as CloudFormation leaves it out."""
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [r for r in (self.resolve(v) for v in value) if r is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) != 1 or not next(iter(value)).startswith(("Ref", "Fn::")):
-            return {k: self.resolve(v) for k, v in value.items()}
+            return {k: r for k, r in ((k, self.resolve(v)) for k, v in value.items()) if r is not _NO_VALUE}
         ((fn, args),) = value.items()
+        if fn == "Ref" and args == "AWS::NoValue":
+            return _NO_VALUE
         if fn == "Ref":
             if args in self.values:
                 return self.values[args]

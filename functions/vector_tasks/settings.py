@@ -27,8 +27,16 @@ class Settings(BaseModel):
     # Only the transition function is given these (template.yaml); others never read them.
     restart_state_machine_arn: str | None = None
     cancel_state_machine_arn: str | None = None
+    # The import queue (first steps, continuations) and the buckets imports may read, comma
+    # separated (template.yaml ImportBuckets; empty: imports are refused).
+    import_queue_url: str | None = None
+    import_buckets: str = ""
     # Only the reconciler is given this: how long a task may make no progress before it acts.
     reconcile_stall_after_seconds: int | None = Field(default=None, ge=0)
+
+    @property
+    def import_bucket_names(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.import_buckets.split(",") if name.strip())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from vector_tasks.adapters.completion_events import EventBridgeCompletionEvents
     from vector_tasks.adapters.task_codec import Retention
     from vector_tasks.adapters.task_store import DynamoTaskStore
+    from vector_tasks.adapters.work_queue import SqsImportQueue
     from vector_tasks.domain.embedder import TextEmbedder
+    from vector_tasks.domain.imports import ImportSplitter
     from vector_tasks.domain.processing import ChunkProcessor
     from vector_tasks.domain.reconcile import Reconciler
     from vector_tasks.domain.registry import EmbeddingModelSpec
@@ -39,13 +41,36 @@ def task_store() -> DynamoTaskStore:
     return DynamoTaskStore(settings().task_table_name, retention=retention())
 
 
+def import_queue() -> SqsImportQueue | None:
+    from vector_tasks.adapters.work_queue import SqsImportQueue
+
+    url = settings().import_queue_url
+    return SqsImportQueue(url) if url else None
+
+
 @cache
 def task_service() -> TaskService:
     from vector_tasks.adapters.work_queue import SqsWorkQueue
     from vector_tasks.domain.registry import default_registry
     from vector_tasks.domain.tasks import TaskService
 
-    return TaskService(task_store(), SqsWorkQueue(settings().work_queue_url), default_registry())
+    s = settings()
+    return TaskService(
+        task_store(), SqsWorkQueue(s.work_queue_url), default_registry(), import_queue(), s.import_bucket_names
+    )
+
+
+@cache
+def import_splitter() -> ImportSplitter:
+    from vector_tasks.adapters.object_store import S3ObjectStore
+    from vector_tasks.adapters.work_queue import SqsWorkQueue
+    from vector_tasks.domain.imports import ImportSplitter
+    from vector_tasks.models.import_lines import parse_line
+
+    steps = import_queue()
+    if steps is None:
+        raise RuntimeError("IMPORT_QUEUE_URL must be set (template.yaml)")
+    return ImportSplitter(task_store(), S3ObjectStore(), steps, SqsWorkQueue(settings().work_queue_url), parse_line)
 
 
 @cache
@@ -122,5 +147,14 @@ def chunk_processor() -> ChunkProcessor:
 
 def reset() -> None:
     """Forget built services and settings (tests that change the environment call this)."""
-    for built in (task_store, task_service, task_transitions, chunk_processor, reconciler, completion_events, settings):
+    for built in (
+        task_store,
+        task_service,
+        task_transitions,
+        chunk_processor,
+        reconciler,
+        completion_events,
+        import_splitter,
+        settings,
+    ):
         built.cache_clear()

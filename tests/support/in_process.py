@@ -15,12 +15,13 @@ from devstack.api_gateway import integrate, proxy_event
 from devstack.event_sources import SqsPoller, StreamPoller, poller_for, pollers_for
 from devstack.lambda_runtime import in_process_functions
 from devstack.permissions import Permissions
-from devstack.resources import create_resources
+from devstack.resources import create_import_buckets, create_resources
 from devstack.template import (
     LOCAL_PSEUDO_PARAMETERS,
     SqsEventSource,
     Template,
     load_template,
+    local_import_parameters,
     local_opensearch_parameters,
 )
 from tests.support.event_tap import EventTap
@@ -31,12 +32,14 @@ class InProcessStack:
         """`document`: template.yaml as loaded, or a variant of it (e.g. a role with an action less)."""
         self.template = Template(
             document if document is not None else load_template(),
-            parameters=local_opensearch_parameters(opensearch_url),
+            parameters={**local_opensearch_parameters(opensearch_url), **local_import_parameters()},
             pseudo=LOCAL_PSEUDO_PARAMETERS,
         )
         self.permissions = Permissions(self.template)  # each function's calls checked against its role
         self._session = boto3.Session()  # kept: a session's first client of a service costs 0.2 s
         create_resources(self.template, self._session, permissions=self.permissions)
+        self.import_buckets = create_import_buckets(self.template, self._session)
+        self.s3 = self._session.client("s3")
         self.environment = self.template.shared_environment()
         self.functions = {fn.spec.logical_id: fn for fn in in_process_functions(self.template, self.permissions)}
         self.routes = {route: fn for fn in self.functions.values() for route in fn.spec.routes}

@@ -45,7 +45,7 @@ class EventBridgeCompletionEvents:
             Entries=[
                 {
                     "EventBusName": self._bus_name,
-                    "Source": TaskFinished.source,
+                    "Source": TaskFinished.event_source,
                     "DetailType": TaskFinished.detail_type,
                     "Detail": TaskFinished.from_task(task).model_dump_json(),
                 }

@@ -31,6 +31,7 @@ from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
     ChunkOutcome,
     ChunkRef,
+    ImportSource,
     Item,
     ItemFailure,
     Task,
@@ -106,7 +107,34 @@ def task_item(task: Task) -> dict[str, Any]:
         "list_pk": list_pk(task.kind),
         "list_sk": list_sk(task.created_at.isoformat(), task.task_id),
         "status_pk": status_pk(task.kind, task.status),
+        **(source_attributes(task.source) if task.source is not None else {}),
     }
+
+
+def source_attributes(source: ImportSource) -> dict[str, Any]:
+    """An imported task's source as attributes of its item (updated where reading goes on)."""
+    return {
+        "source_uri": source.uri,
+        "source_objects_total": source.objects_total,
+        "source_objects_read": source.objects_read,
+        "source_lines_read": source.lines_read,
+        "read_position": source.position,
+        "read_from": source.read_from,
+    }
+
+
+def _source_from(item: dict[str, Any]) -> ImportSource | None:
+    if not item.get("source_uri"):
+        return None
+    total = item.get("source_objects_total")
+    return ImportSource(
+        uri=item["source_uri"],
+        objects_total=None if total is None else int(total),
+        objects_read=int(item.get("source_objects_read", 0)),
+        lines_read=int(item.get("source_lines_read", 0)),
+        position=str(item.get("read_position") or ""),
+        read_from=item.get("read_from"),
+    )
 
 
 def task_from(item: dict[str, Any]) -> Task:
@@ -136,6 +164,7 @@ def task_from(item: dict[str, Any]) -> Task:
         original_item_count=n("original_item_count"),
         original_chunk_count=n("original_chunk_count"),
         reconciled_at=datetime.fromisoformat(item["reconciled_at"]) if item.get("reconciled_at") else None,
+        source=_source_from(item),
     )
 
 

@@ -7,6 +7,7 @@ Partition key `pk` = "<kind>#<task_id>"; per task:
   sk "RETRY#0002-<id>#00007"  one chunk of the items a `scope=failed` restart retries in attempt 2
   sk "RESULT#00042"       what the latest attempt did with chunk 42 of its source: counts and
                           failures, tagged with the attempt
+  sk "SOURCE"             an imported task's objects (key, ETag, size), listed once
 and one partition of the reconciler's own: pk "RECONCILER", sk "CURSOR#<kind>#<status>", where
 its last run stopped reading the tasks of that kind and status (a `list_sk`); and per model its
 write-version counter: pk "VERSION#<model id>", sk "COUNTER", attribute `n` (the restart state
@@ -21,6 +22,7 @@ from __future__ import annotations
 from vector_tasks.domain.model import TaskKind, TaskStatus
 
 TASK_SK = "TASK"
+SOURCE_SK = "SOURCE"
 RESULT_PREFIX = "RESULT#"
 BY_CREATED = "ByCreated"
 BY_STATUS = "ByStatus"

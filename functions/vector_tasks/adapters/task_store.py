@@ -24,10 +24,12 @@ from vector_tasks.adapters.task_codec import (
     chunk_items,
     expired,
     failures_of,
+    pack,
     result_failures,
     result_item,
     task_from,
     task_item,
+    unpack,
 )
 from vector_tasks.adapters.task_keys import (
     BY_CREATED,
@@ -35,6 +37,7 @@ from vector_tasks.adapters.task_keys import (
     COUNTER_SK,
     RECONCILER_PK,
     RESULT_PREFIX,
+    SOURCE_SK,
     TASK_SK,
     chunk_number,
     chunk_sk,
@@ -49,6 +52,7 @@ from vector_tasks.domain.errors import ChunkNotStored
 from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
+    READ_COMPLETE,
     TERMINAL_STATUSES,
     WRITE_VERSION_BASE,
     ChunkDelivery,
@@ -64,6 +68,7 @@ from vector_tasks.domain.model import (
     item_object_id,
     utc_now,
 )
+from vector_tasks.domain.sources import SourceObject, StepRead
 
 # DynamoDB's limit on the items of one TransactWriteItems.
 _TRANSACTION_ITEMS = 100
@@ -267,7 +272,11 @@ class DynamoTaskStore:
         condition = "attempt = :attempt AND #status IN (" + ", ".join(f":e{i}" for i in range(len(expect))) + ")"
         values: dict[str, Any] = {f":e{i}": s.value for i, s in enumerate(expect)}
         if require_all_chunks:
-            condition += " AND chunks_done = chunk_count"
+            # An import ends only once its source is read to the end.
+            condition += (
+                " AND chunks_done = chunk_count AND (attribute_not_exists(read_position) OR read_position = :read)"
+            )
+            values[":read"] = READ_COMPLETE
         values.update(
             {
                 ":attempt": task.attempt,
@@ -449,6 +458,88 @@ class DynamoTaskStore:
             )
         except RetriesExhausted as exc:
             raise exc.last from None  # still conflicting after every attempt: the chunk comes back
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    # -- imports -----------------------------------------------------------------------------
+
+    def _reading_condition(self, task: Task, at: str) -> tuple[str, dict[str, Any]]:
+        """Still at read position `at` in the attempt, and unfinished."""
+        return (
+            "attempt = :attempt AND read_position = :at AND #status IN (:pending, :running)",
+            {
+                ":attempt": task.attempt,
+                ":at": at,
+                ":pending": TaskStatus.PENDING.value,
+                ":running": TaskStatus.RUNNING.value,
+            },
+        )
+
+    def save_source_objects(self, task: Task, objects: list[SourceObject], at: str, next_position: str) -> bool:
+        """One transaction: the SOURCE item (the objects, compressed) and the task's position."""
+        pk = task_pk(task.kind, task.task_id)
+        condition, values = self._reading_condition(task, at)
+        listed = pack([[o.key, o.etag, o.size] for o in objects])
+        transaction = [
+            {"Put": {"TableName": self._table_name, "Item": {"pk": pk, "sk": SOURCE_SK, "objects": listed}}},
+            {
+                "Update": {
+                    "TableName": self._table_name,
+                    "Key": {"pk": pk, "sk": TASK_SK},
+                    "UpdateExpression": "SET read_position = :next, read_from = :at, source_objects_total = :n",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {**values, ":next": next_position, ":n": len(objects)},
+                }
+            },
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=transaction)
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def source_objects(self, task: Task) -> list[SourceObject]:
+        response = self._table.get_item(
+            Key={"pk": task_pk(task.kind, task.task_id), "sk": SOURCE_SK}, ConsistentRead=True
+        )
+        if "Item" not in response:
+            raise ChunkNotStored(f"the objects of {task.kind.value} task '{task.task_id}' are not stored")
+        return [SourceObject(key, etag, int(size)) for key, etag, size in unpack(response["Item"]["objects"])]
+
+    def append_read(self, task: Task, read: StepRead) -> bool:
+        """The chunks first (a rewrite of the same chunks if this step is a duplicate), then the
+        task's counts and position in one conditional update."""
+        expires_at = self._retention.items_expire_at(utc_now())
+        with self._table.batch_writer() as batch:
+            for number, items in enumerate(read.chunks, start=read.step.chunk):
+                batch.put_item(Item=chunk_item(task.kind, task.task_id, ORIGINAL_CHUNKS, number, items, expires_at))
+        condition, values = self._reading_condition(task, read.step.position)
+        values.update(
+            {
+                ":next": read.next_position,
+                ":now": utc_now().isoformat(),
+                ":chunks": len(read.chunks),
+                ":items": read.items,
+                ":lines": read.lines,
+                ":objects": read.objects_done,
+            }
+        )
+        try:
+            self._table.update_item(
+                Key={"pk": task_pk(task.kind, task.task_id), "sk": TASK_SK},
+                UpdateExpression="SET read_position = :next, read_from = :at, updated_at = :now "
+                "ADD chunk_count :chunks, original_chunk_count :chunks, item_count :items, "
+                "original_item_count :items, source_lines_read :lines, source_objects_read :objects",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+            )
         except ClientError as exc:
             if _is_condition_failure(exc):
                 return False

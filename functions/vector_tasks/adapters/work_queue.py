@@ -1,4 +1,5 @@
-"""The SQS work queue: one message per chunk."""
+"""The SQS queues: the work queue (one message per chunk) and the import queue (one message
+per step of reading an import's source)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 import boto3
 
 from vector_tasks.domain.model import ChunkRef
-from vector_tasks.models.messages import ChunkMessage
+from vector_tasks.domain.sources import ImportStep
+from vector_tasks.models.messages import ChunkMessage, ImportStepMessage
 
 _SQS_BATCH = 10
 _SEND_ATTEMPTS = 5
@@ -26,8 +28,10 @@ class SqsWorkQueue:
         return self._client_instance
 
     def send(self, refs: Iterable[ChunkRef]) -> None:
-        """Send every ref, retrying the entries SQS reports as failed; raises if some never go."""
-        pending = [ChunkMessage.of(ref).model_dump_json() for ref in refs]
+        self.send_bodies([ChunkMessage.of(ref).model_dump_json() for ref in refs])
+
+    def send_bodies(self, pending: list[str]) -> None:
+        """Send every body, retrying the entries SQS reports as failed; raises if some never go."""
         for start in range(0, len(pending), _SQS_BATCH):
             batch = {str(i): body for i, body in enumerate(pending[start : start + _SQS_BATCH])}
             for _ in range(_SEND_ATTEMPTS):
@@ -39,4 +43,9 @@ class SqsWorkQueue:
                 if not batch:
                     break
             if batch:
-                raise RuntimeError(f"SQS refused {len(batch)} chunk messages after {_SEND_ATTEMPTS} attempts")
+                raise RuntimeError(f"SQS refused {len(batch)} messages after {_SEND_ATTEMPTS} attempts")
+
+
+class SqsImportQueue(SqsWorkQueue):
+    def send_steps(self, steps: Iterable[ImportStep]) -> None:
+        self.send_bodies([ImportStepMessage.of(step).model_dump_json() for step in steps])

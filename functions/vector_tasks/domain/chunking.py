@@ -96,6 +96,12 @@ def request_fingerprint(kind: TaskKind, embedding_model_id: str, items: Sequence
     return FINGERPRINT_PREFIX + hashlib.sha256(body).hexdigest()
 
 
+def source_fingerprint(kind: TaskKind, embedding_model_id: str, s3_uri: str) -> str:
+    """The fingerprint of an import's create: what it reads, not the items (not read yet)."""
+    body = sorted_json_bytes({"kind": kind.value, "embedding_model_id": embedding_model_id, "source": s3_uri})
+    return FINGERPRINT_PREFIX + hashlib.sha256(body).hexdigest()
+
+
 def fingerprint_matches(stored: str, kind: TaskKind, embedding_model_id: str, items: Sequence[Item]) -> bool:
     """Whether a create request is the one a stored task was created from, whichever way its
     fingerprint was taken."""

@@ -39,6 +39,21 @@ def item_object_id(item: Item) -> str:
     return item if isinstance(item, str) else str(item["object_id"])
 
 
+# An entry of an imported chunk that stands for a line that is not a valid item: stored with the
+# valid items, so that the worker records it as a failure of its chunk, exactly once, like any
+# other (`{"object_id": ..., INVALID_LINE: detail}`; valid items never carry this key).
+INVALID_LINE = "invalid_line"
+
+
+def invalid_line(object_id: str, detail: str) -> dict[str, str]:
+    return {"object_id": object_id, INVALID_LINE: detail}
+
+
+def invalid_line_detail(item: Item) -> str | None:
+    """The detail of an entry that stands for an invalid line; None for an item."""
+    return item.get(INVALID_LINE) if isinstance(item, dict) else None
+
+
 TRUNCATED_MARKER = " [truncated]"
 _ARN = re.compile(r"arn:aws[a-z-]*:[^\s\"',;()]+")
 _ACCOUNT_ID = re.compile(r"(account(?: id)?[\s:=#]*)\d{12}(?!\d)", re.IGNORECASE)
@@ -116,6 +131,27 @@ class Progress:
 
 
 @dataclass
+class ImportSource:
+    """Where an imported task's items come from (`source.s3_uri` of the create) and how far
+    reading them has gone. `position` is where the next read goes on (`ImportStep.position`),
+    `read_from` where the last one started; READ_COMPLETE once every object was read."""
+
+    uri: str
+    objects_total: int | None = None  # None until the objects are listed
+    objects_read: int = 0
+    lines_read: int = 0
+    position: str = ""
+    read_from: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.position == READ_COMPLETE
+
+
+READ_COMPLETE = "complete"
+
+
+@dataclass
 class Task:
     kind: TaskKind
     task_id: str
@@ -146,6 +182,8 @@ class Task:
     dispatched: bool = False
     # When the reconciler last sent this attempt's unrecorded chunks again (None: never).
     reconciled_at: datetime | None = None
+    # Imported tasks only: the objects their items are read from (None: the items came inline).
+    source: ImportSource | None = None
     # Loaded only when a caller asks for the full task (info), never for listings.
     failures: list[ItemFailure] | None = field(default=None)
     # With `failures`: the offset of the next page of failures, None on the last page.
@@ -157,7 +195,8 @@ class Task:
 
     @property
     def all_chunks_recorded(self) -> bool:
-        return self.chunks_done >= self.chunk_count
+        """Every chunk of this attempt is recorded, and an import has no more to read."""
+        return self.chunks_done >= self.chunk_count and (self.source is None or self.source.complete)
 
     @property
     def last_activity(self) -> datetime:

@@ -20,6 +20,7 @@ from vector_tasks.domain.model import (
     UnfinishedPage,
 )
 from vector_tasks.domain.registry import EmbeddingModelSpec
+from vector_tasks.domain.sources import SourceObject, StepRead
 from vector_tasks.domain.vectorize import VectorDocument
 
 
@@ -70,6 +71,19 @@ class TaskStore(Protocol):
         ...
 
     def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool: ...
+
+    # -- imports -----------------------------------------------------------------------------
+    def save_source_objects(self, task: Task, objects: list[SourceObject], at: str, next_position: str) -> bool:
+        """Store an import's listed objects and move its read position from `at` to
+        `next_position`, if the task is still there in its attempt and unfinished; else False."""
+        ...
+
+    def source_objects(self, task: Task) -> list[SourceObject]: ...
+    def append_read(self, task: Task, read: StepRead) -> bool:
+        """Store `read.chunks` as the task's chunks from number `read.step.chunk` on and, if the
+        task is still at `read.step.position` in its attempt and unfinished, add them to its
+        counts and move its read position on (`read_from` := the step's); else False."""
+        ...
 
     # -- the reconciler's view -------------------------------------------------------------
     def unfinished_tasks(self, kind: TaskKind, status: TaskStatus, after: str | None, limit: int) -> UnfinishedPage:

@@ -24,6 +24,7 @@ from vector_tasks.domain.model import (
     Task,
     TaskKind,
     TaskStatus,
+    invalid_line_detail,
     item_object_id,
     utc_now,
     without_internals,
@@ -177,7 +178,7 @@ class ChunkProcessor:
             admitted.append((n, ref, items))
         if admitted and task is not None:
             try:
-                outcomes = self._actions[refs[0].kind].apply(task, [items for _, _, items in admitted], deadline)
+                outcomes = self._apply(task, [items for _, _, items in admitted], deadline)
             except TaskCannotRun as exc:
                 self._fail(task, exc.message)
                 deliveries.update({n: Delivery.TASK_FAILED for n, _, _ in admitted})
@@ -191,6 +192,24 @@ class ChunkProcessor:
                 first = deliveries[first_of[ref.chunk]]
                 deliveries[n] = again.get(first, first)
         return [deliveries[n] for n in range(len(refs))]
+
+    def _apply(self, task: Task, chunks: list[list[Item]], deadline: float) -> list[ChunkOutcome]:
+        """The action's outcomes, with the entries that stand for invalid lines of an import
+        (`invalid_line`) failed as they say instead of being sent."""
+        invalid: list[list[ItemFailure]] = []
+        valid: list[list[Item]] = []
+        for items in chunks:
+            details = [(item, invalid_line_detail(item)) for item in items]
+            invalid.append([ItemFailure(item_object_id(i), d) for i, d in details if d is not None])
+            valid.append([i for i, d in details if d is None])
+        if any(valid):
+            outcomes = self._actions[task.kind].apply(task, valid, deadline)
+        else:
+            outcomes = [ChunkOutcome(succeeded=0) for _ in chunks]
+        return [
+            ChunkOutcome(o.succeeded, o.failures + tuple(bad), o.superseded) if bad else o
+            for o, bad in zip(outcomes, invalid, strict=True)
+        ]
 
     def abandon(self, ref: ChunkRef, detail: str) -> Delivery:
         """Give up on a chunk that could not be processed: each of its items fails with `detail`."""

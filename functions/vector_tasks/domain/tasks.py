@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import uuid
 
-from vector_tasks.domain.chunking import fingerprint_matches, request_fingerprint, split_into_chunks
+from vector_tasks.domain.chunking import (
+    fingerprint_matches,
+    request_fingerprint,
+    source_fingerprint,
+    split_into_chunks,
+)
 from vector_tasks.domain.errors import CreateInterrupted, DomainError, TaskIdConflict, TaskNotFound
 from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT, PREVIOUS_CHUNK_BOUNDS
-from vector_tasks.domain.model import ChunkRef, Item, Task, TaskKind, TaskPage, TaskStatus, utc_now
+from vector_tasks.domain.model import ChunkRef, ImportSource, Item, Task, TaskKind, TaskPage, TaskStatus, utc_now
 from vector_tasks.domain.ports import TaskStore, WorkQueue
 from vector_tasks.domain.registry import ModelRegistry
+from vector_tasks.domain.sources import FIRST_POSITION, ImportNotAllowed, ImportQueue, ImportStep, parse_s3_uri
 
 
 class TaskService:
-    def __init__(self, store: TaskStore, queue: WorkQueue, registry: ModelRegistry) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        queue: WorkQueue,
+        registry: ModelRegistry,
+        imports: ImportQueue | None = None,
+        import_buckets: frozenset[str] = frozenset(),
+    ) -> None:
+        """`imports`: where an import's first step goes; `import_buckets`: the buckets it may
+        read (none: imports are refused)."""
         self._store = store
         self._queue = queue
         self._registry = registry
+        self._imports = imports
+        self._import_buckets = import_buckets
 
     def create(
         self, kind: TaskKind, embedding_model_id: str, task_id: str | None, items: list[Item]
@@ -82,6 +99,56 @@ class TaskService:
         self._queue.send(
             ChunkRef(kind, task.task_id, task.attempt, n, task.chunk_source) for n in range(task.chunk_count)
         )
+        self._store.mark_dispatched(kind, task.task_id)
+        task.dispatched = True
+        task.failures = []
+        return task, existing is None
+
+    def create_import(
+        self, kind: TaskKind, embedding_model_id: str, task_id: str | None, s3_uri: str
+    ) -> tuple[Task, bool]:
+        """Create a task whose items are read from `s3_uri` (README, "Import from S3"): stored
+        with none, its first step queued; it answers at once. Idempotent as `create` is."""
+        self._registry.get(embedding_model_id)
+        bucket, _ = parse_s3_uri(s3_uri)
+        if bucket not in self._import_buckets or self._imports is None:
+            allowed = ", ".join(sorted(self._import_buckets)) or "none (the ImportBuckets parameter is empty)"
+            raise ImportNotAllowed(f"The service may not read bucket '{bucket}'; the buckets it may read: {allowed}")
+        task_id = task_id or str(uuid.uuid4())
+        try:
+            return self._create_import(kind, embedding_model_id, task_id, s3_uri)
+        except DomainError:
+            raise
+        except Exception as exc:
+            raise CreateInterrupted(kind.value, task_id) from exc
+
+    def _create_import(self, kind: TaskKind, embedding_model_id: str, task_id: str, s3_uri: str) -> tuple[Task, bool]:
+        assert self._imports is not None
+        now = utc_now()
+        task = Task(
+            kind=kind,
+            task_id=task_id,
+            embedding_model_id=embedding_model_id,
+            status=TaskStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            attempt=1,
+            item_count=0,
+            chunk_count=0,
+            fingerprint=source_fingerprint(kind, embedding_model_id, s3_uri),
+            write_version=self._store.next_write_version(embedding_model_id),
+            source=ImportSource(uri=s3_uri, position=FIRST_POSITION),
+        )
+        existing = self._store.insert_task(task)
+        if existing is not None:
+            if existing.fingerprint != task.fingerprint:
+                raise TaskIdConflict(task.task_id)
+            if existing.dispatched:
+                return self.get(kind, existing.task_id), False
+            task = existing
+        # A replay sends the first step again; the one that does not find the task at the first
+        # position changes nothing.
+        self._imports.send_steps([ImportStep(kind, task.task_id, task.attempt)])
         self._store.mark_dispatched(kind, task.task_id)
         task.dispatched = True
         task.failures = []

@@ -41,9 +41,14 @@ def _add_create_route(api: KindApi) -> None:
     )
     def create(body: Annotated[request_model, Body()]) -> Response[task_model]:  # type: ignore[valid-type]
         request: CreateTaskRequest = body
-        task, created = task_service().create(
-            api.kind, request.embedding_model_id, request.task_id, request.task_items()
-        )
+        if request.source is not None:
+            task, created = task_service().create_import(
+                api.kind, request.embedding_model_id, request.task_id, request.source.s3_uri
+            )
+        else:
+            task, created = task_service().create(
+                api.kind, request.embedding_model_id, request.task_id, request.task_items()
+            )
         if created:
             metrics.add_metric(name=f"{api.kind.value.capitalize()}TasksCreated", unit=MetricUnit.Count, value=1)
         status = HTTPStatus.ACCEPTED if created else HTTPStatus.OK

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from vector_tasks.domain.limits import (
@@ -18,7 +18,7 @@ from vector_tasks.domain.limits import (
     MAX_TASK_ID_LENGTH,
     TASK_ID_PATTERN,
 )
-from vector_tasks.domain.model import Item, Task, TaskStatus
+from vector_tasks.domain.model import ImportSource, Item, Task, TaskStatus
 
 
 def _object_id_bytes(value: str) -> str:
@@ -66,14 +66,50 @@ def _reject_duplicates(object_ids: list[str]) -> None:
         )
 
 
+# S3's bucket naming rules (3..63 of a-z 0-9 . -, a letter or digit at each end); the key or
+# prefix after it is up to S3's 1,024 bytes.
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.{0,1024})?$"
+
+
+class ImportSourceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    s3_uri: str = Field(
+        pattern=S3_URI_PATTERN,
+        max_length=1100,
+        description="s3://bucket/key names one object; s3://bucket/prefix every object under the prefix. "
+        "JSON Lines, gzip allowed (told by the content): one item, or one object id, per line",
+        examples=["s3://vector-imports/catalog/2026-12-01/"],
+    )
+
+
 class CreateTaskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     embedding_model_id: EmbeddingModelId
     task_id: TaskId | None = Field(default=None, description="Makes the create idempotent; generated when absent")
+    source: ImportSourceIn | None = Field(
+        default=None,
+        description="Read the task's items from S3 instead of the body (README, 'Import from S3'); "
+        "give either this or the items, never both",
+    )
+
+    # The name of the field that holds the items inline (items, object_ids).
+    items_field: ClassVar[str]
 
     def task_items(self) -> list[Item]:
         raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _items_or_source(self) -> CreateTaskRequest:
+        inline = getattr(self, self.items_field) is not None
+        if inline == (self.source is not None):
+            raise PydanticCustomError(
+                "items_or_source",
+                "give either {field} or source, exactly one of them",
+                {"field": self.items_field},
+            )
+        return self
 
     def __repr_args__(self) -> Any:
         # Powertools formats the route's arguments into a debug message whatever the log level:
@@ -91,31 +127,33 @@ class DataItem(BaseModel):
 
 
 class CreateUpsertionTaskRequest(CreateTaskRequest):
-    items: list[DataItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_TASK)
+    items_field = "items"
+    items: list[DataItem] | None = Field(default=None, min_length=1, max_length=MAX_ITEMS_PER_TASK)
 
     @field_validator("items")
     @classmethod
-    def _unique_object_ids(cls, items: list[DataItem]) -> list[DataItem]:
-        _reject_duplicates([item.object_id for item in items])
+    def _unique_object_ids(cls, items: list[DataItem] | None) -> list[DataItem] | None:
+        _reject_duplicates([item.object_id for item in items or []])
         return items
 
     def task_items(self) -> list[Item]:
-        return [item.model_dump(exclude_none=True) for item in self.items]
+        return [item.model_dump(exclude_none=True) for item in self.items or []]
 
 
 class CreateDeletionTaskRequest(CreateTaskRequest):
-    object_ids: list[ObjectId] = Field(
-        min_length=1, max_length=MAX_ITEMS_PER_TASK, json_schema_extra={"uniqueItems": True}
+    items_field = "object_ids"
+    object_ids: list[ObjectId] | None = Field(
+        default=None, min_length=1, max_length=MAX_ITEMS_PER_TASK, json_schema_extra={"uniqueItems": True}
     )
 
     @field_validator("object_ids")
     @classmethod
-    def _unique_object_ids(cls, object_ids: list[str]) -> list[str]:
-        _reject_duplicates(object_ids)
+    def _unique_object_ids(cls, object_ids: list[str] | None) -> list[str] | None:
+        _reject_duplicates(object_ids or [])
         return object_ids
 
     def task_items(self) -> list[Item]:
-        return list(self.object_ids)
+        return list(self.object_ids or [])
 
 
 def _timestamp(value: datetime) -> str:
@@ -139,6 +177,26 @@ class ProgressOut(BaseModel):
     )
 
 
+class SourceOut(BaseModel):
+    """How far reading an imported task's source has gone."""
+
+    s3_uri: str
+    objects_total: int | None = Field(ge=0, description="Objects to read; null until they are listed")
+    objects_read: int = Field(ge=0)
+    lines_read: int = Field(ge=0, description="Lines read so far, blank ones aside; progress.total grows with them")
+    complete: bool = Field(description="Every object is read: progress.total is final")
+
+    @classmethod
+    def of(cls, source: ImportSource) -> SourceOut:
+        return cls(
+            s3_uri=source.uri,
+            objects_total=source.objects_total,
+            objects_read=source.objects_read,
+            lines_read=source.lines_read,
+            complete=source.complete,
+        )
+
+
 class TaskSummary(BaseModel):
     """A task as listed: everything but the failure list."""
 
@@ -150,6 +208,7 @@ class TaskSummary(BaseModel):
     progress: ProgressOut
     attempt: int = Field(ge=1, description="1 + the number of restarts")
     error: str | None = Field(description="Why the task could not be carried out, when it could not")
+    source: SourceOut | None = Field(default=None, description="Imported tasks only: reading their source")
 
     @classmethod
     def common_fields(cls, task: Task) -> dict[str, Any]:
@@ -165,6 +224,7 @@ class TaskSummary(BaseModel):
             ),
             "attempt": task.attempt,
             "error": task.error,
+            "source": SourceOut.of(task.source) if task.source is not None else None,
         }
 
     @classmethod

@@ -13,7 +13,7 @@ class TaskFinished(TaskSummary):
     error, timestamps) and its kind. Delivery is at least once: (kind, id, attempt, status)
     names the transition, so a consumer drops a repeat by it."""
 
-    source: ClassVar[str] = "vector-ingestion.tasks"
+    event_source: ClassVar[str] = "vector-ingestion.tasks"
     detail_type: ClassVar[str] = "Task finished"
 
     kind: TaskKind

@@ -1,0 +1,125 @@
+"""What an import reads: objects in S3, the steps that read them, and the ports to both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from vector_tasks.domain.errors import DomainError
+from vector_tasks.domain.model import READ_COMPLETE, Item, TaskKind
+
+S3_SCHEME = "s3://"
+# At most this many objects under one prefix: their keys and ETags are stored in one item.
+MAX_OBJECTS_PER_IMPORT = 1_000
+# Bytes read per step: about 1,000 items of 384-d vectors, or 40,000 short texts.
+RANGE_BYTES = 4 * 1024 * 1024
+
+
+class ImportNotAllowed(DomainError):
+    """The source names a bucket the service may not read (template parameter ImportBuckets)."""
+
+
+class SourceUnreadable(Exception):
+    """An object could not be listed or read (missing, AccessDenied, changed since it was
+    listed); `reason` is what the task's error says."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key or prefix) of an s3:// URI; ValueError naming what is wrong."""
+    if not uri.startswith(S3_SCHEME):
+        raise ValueError("must start with s3://")
+    bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
+    if not bucket:
+        raise ValueError("names no bucket")
+    return bucket, key
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    key: str
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ObjectRead:
+    """Bytes of an object from an offset of its content (decompressed, for gzip); `at_end` when
+    they reach its end; `gzip` whether the object is gzip-compressed."""
+
+    data: bytes
+    at_end: bool
+    gzip: bool
+
+
+class ObjectStore(Protocol):
+    def list_objects(self, bucket: str, key_or_prefix: str, limit: int) -> list[SourceObject]:
+        """The object named `key_or_prefix` if there is one, else up to `limit` + 1 objects
+        under it (so that the caller can tell there are more); SourceUnreadable if it cannot."""
+        ...
+
+    def read(self, bucket: str, obj: SourceObject, offset: int, length: int, gzip: bool | None) -> ObjectRead:
+        """At most `length` bytes from `offset`, if the object still has `obj.etag`; `gzip`
+        None: not known yet (offset 0), told by the content. SourceUnreadable if it cannot."""
+        ...
+
+
+@dataclass(frozen=True)
+class ImportStep:
+    """One step of reading a source: list it (`obj` -1), or read object `obj` from `offset`,
+    `line` (1-based) being the first line there and `chunk` the number of the next chunk.
+    `gzip`: told at the object's offset 0; `skipping`: the rest of a line longer than a range
+    is being skipped."""
+
+    kind: TaskKind
+    task_id: str
+    attempt: int
+    obj: int = -1
+    offset: int = 0
+    line: int = 1
+    chunk: int = 0
+    gzip: bool | None = None
+    skipping: bool = False
+
+    @property
+    def position(self) -> str:
+        """The task's read position while this step is the next one (`ImportSource.position`)."""
+        gzip = "-" if self.gzip is None else "z" if self.gzip else "p"
+        return f"{self.obj}/{self.offset}/{self.line}/{self.chunk}/{gzip}{'s' if self.skipping else ''}"
+
+    @classmethod
+    def at(cls, kind: TaskKind, task_id: str, attempt: int, position: str) -> ImportStep:
+        obj, offset, line, chunk, flags = position.split("/")
+        gzip = None if flags[0] == "-" else flags[0] == "z"
+        return cls(kind, task_id, attempt, int(obj), int(offset), int(line), int(chunk), gzip, flags.endswith("s"))
+
+
+FIRST_POSITION = "-1/0/1/0/-"
+
+
+@dataclass(frozen=True)
+class StepRead:
+    """What one step read: its chunks (from chunk number `step.chunk`), the lines it read, the
+    objects it finished and the step after it (None: the source is read to its end)."""
+
+    step: ImportStep
+    chunks: list[list[Item]]
+    lines: int
+    objects_done: int
+    next: ImportStep | None
+
+    @property
+    def items(self) -> int:
+        return sum(len(c) for c in self.chunks)
+
+    @property
+    def next_position(self) -> str:
+        return self.next.position if self.next is not None else READ_COMPLETE
+
+
+class ImportQueue(Protocol):
+    def send_steps(self, steps: Iterable[ImportStep]) -> None: ...
