@@ -75,6 +75,7 @@ def import_splitter() -> ImportSplitter:
 
 @cache
 def task_transitions() -> TaskTransitions:
+    from vector_tasks.adapters.object_store import S3ObjectStore
     from vector_tasks.adapters.state_machines import StepFunctionsTransitions
     from vector_tasks.domain.transitions import TaskTransitions
 
@@ -82,7 +83,7 @@ def task_transitions() -> TaskTransitions:
     if not s.restart_state_machine_arn or not s.cancel_state_machine_arn:
         raise RuntimeError("RESTART_STATE_MACHINE_ARN and CANCEL_STATE_MACHINE_ARN must be set (template.yaml)")
     runner = StepFunctionsTransitions(s.restart_state_machine_arn, s.cancel_state_machine_arn, retention=retention())
-    return TaskTransitions(task_store(), runner)
+    return TaskTransitions(task_store(), runner, S3ObjectStore())
 
 
 @cache
@@ -93,7 +94,12 @@ def reconciler() -> Reconciler:
     s = settings()
     if s.reconcile_stall_after_seconds is None:
         raise RuntimeError("RECONCILE_STALL_AFTER_SECONDS must be set (template.yaml)")
-    return Reconciler(task_store(), SqsWorkQueue(s.work_queue_url), timedelta(seconds=s.reconcile_stall_after_seconds))
+    return Reconciler(
+        task_store(),
+        SqsWorkQueue(s.work_queue_url),
+        timedelta(seconds=s.reconcile_stall_after_seconds),
+        imports=import_queue(),
+    )
 
 
 @cache

@@ -33,7 +33,7 @@ def fields(error: dict[str, Any]) -> dict[str, str]:
     ("body", "field", "kind"),
     [
         ({"items": [{"object_id": "a"}]}, "body.embedding_model_id", "missing"),
-        ({"embedding_model_id": MODEL}, "body.items", "missing"),
+        ({"embedding_model_id": MODEL}, "body", "items_or_source"),
         ({"embedding_model_id": MODEL, "items": []}, "body.items", "too_short"),
         ({"embedding_model_id": MODEL, "items": [{"payload": {}}]}, "body.items.0.object_id", "missing"),
         ({"embedding_model_id": MODEL, "items": [{"object_id": ""}]}, "body.items.0.object_id", "string_too_short"),

@@ -180,8 +180,12 @@ def test_the_worker_scales_to_its_maximum_concurrency_capped_by_the_stack(served
     worker = next(f for f in served.functions if f.spec.logical_id == "TaskWorkerFunction")
     assert isinstance(worker, ScaledFunction)
     assert worker.concurrency == min(served.config.max_concurrency, 10)  # WorkerMaxConcurrency's default
-    others = [f for f in served.functions if f.spec.logical_id != "TaskWorkerFunction"]
-    assert all(isinstance(f, ContainerFunction) for f in others)  # no SQS source: one at a time
+    splitter = next(f for f in served.functions if f.spec.logical_id == "ImportSplitterFunction")
+    assert isinstance(splitter, ScaledFunction)
+    assert splitter.concurrency == min(served.config.max_concurrency, 5)  # its MaximumConcurrency
+    scaled = ("TaskWorkerFunction", "ImportSplitterFunction")
+    others = [f for f in served.functions if f.spec.logical_id not in scaled]
+    assert all(isinstance(f, ContainerFunction) for f in others)  # no MaximumConcurrency: one at a time
 
 
 def test_a_scaled_function_runs_invocations_side_by_side_and_reuses_warm_environments() -> None:

@@ -59,7 +59,9 @@ def test_list_entries_keep_progress_and_omit_failure_lists(stack: InProcessStack
         "progress",
         "attempt",
         "error",
+        "source",
     }
+    assert entry["source"] is None  # an inline task; imports say how far reading went
 
 
 def test_status_filter_follows_the_lifecycle(stack: InProcessStack) -> None:

@@ -22,7 +22,10 @@ class EventTap:
             "QueueArn"
         ]
         events.put_rule(
-            Name=name, EventBusName=bus, EventPattern=json.dumps({"source": [TaskFinished.event_source]}), State="ENABLED"
+            Name=name,
+            EventBusName=bus,
+            EventPattern=json.dumps({"source": [TaskFinished.event_source]}),
+            State="ENABLED",
         )
         events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
 

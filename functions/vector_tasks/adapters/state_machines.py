@@ -21,6 +21,7 @@ from vector_tasks.adapters.task_codec import Retention
 from vector_tasks.adapters.task_keys import status_pk, task_pk, version_counter_pk
 from vector_tasks.domain.errors import TransitionStillRunning
 from vector_tasks.domain.model import RestartPlan, Task, TaskStatus
+from vector_tasks.domain.sources import FIRST_POSITION
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class StepFunctionsTransitions:
                 "last_chunk": plan.chunk_count - 1,
                 "status_pk": status_pk(task.kind, TaskStatus.PENDING),
                 "now": now.isoformat(),
+                "reread": plan.reread,
+                "first_position": FIRST_POSITION,
             },
         )
 

@@ -24,6 +24,7 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from vector_tasks.domain import sources
 from vector_tasks.domain.chunking import split_into_chunks
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
@@ -40,7 +41,6 @@ from vector_tasks.domain.model import (
 )
 from vector_tasks.domain.ports import TaskStore, WorkQueue
 from vector_tasks.domain.processing import finish_if_complete
-from vector_tasks.domain import sources
 from vector_tasks.domain.sources import (
     MAX_OBJECTS_PER_IMPORT,
     ImportQueue,

@@ -233,6 +233,8 @@ class RestartPlan:
     chunk_source: str
     item_count: int
     chunk_count: int
+    # An import that reads its source again from the start (its counts grow as it reads).
+    reread: bool = False
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,27 @@ class ImportNotAllowed(DomainError):
     """The source names a bucket the service may not read (template parameter ImportBuckets)."""
 
 
+class SourceChanged(DomainError):
+    """A restart would read an import's source again, and its objects are not the ones the
+    task read (an ETag, a key added or gone), or cannot be listed now."""
+
+    def __init__(self, task_id: str, what: str) -> None:
+        super().__init__(
+            f"Cannot restart task '{task_id}': its source changed since it was read ({what}); "
+            "create a new task to import it as it is now"
+        )
+
+
+class SourceIncomplete(DomainError):
+    """A restart of only the failed items of an import whose source was not read to the end."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            f"Cannot restart only the failed items of task '{task_id}': its source was not read to the end; "
+            "restart with scope=all to read it again"
+        )
+
+
 class SourceUnreadable(Exception):
     """An object could not be listed or read (missing, AccessDenied, changed since it was
     listed); `reason` is what the task's error says."""

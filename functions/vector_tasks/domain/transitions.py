@@ -28,6 +28,14 @@ from vector_tasks.domain.model import (
     utc_now,
 )
 from vector_tasks.domain.ports import TaskStore, TransitionRunner
+from vector_tasks.domain.sources import (
+    MAX_OBJECTS_PER_IMPORT,
+    ObjectStore,
+    SourceChanged,
+    SourceIncomplete,
+    SourceUnreadable,
+    parse_s3_uri,
+)
 
 
 def _expect_attempt(action: str, task: Task, attempt: int | None) -> None:
@@ -36,9 +44,11 @@ def _expect_attempt(action: str, task: Task, attempt: int | None) -> None:
 
 
 class TaskTransitions:
-    def __init__(self, store: TaskStore, runner: TransitionRunner) -> None:
+    def __init__(self, store: TaskStore, runner: TransitionRunner, objects: ObjectStore | None = None) -> None:
+        """`objects`: where an import's source is looked at before it is read again."""
         self._store = store
         self._runner = runner
+        self._objects = objects
 
     def _task(self, kind: TaskKind, task_id: str, with_failures: bool = False) -> Task:
         """The task; its failure list (a query of every chunk result) only for the answer."""
@@ -81,11 +91,39 @@ class TaskTransitions:
 
     def _plan(self, task: Task, scope: RestartScope) -> RestartPlan:
         """What the next attempt works through. The items it redoes must still be stored: a
-        task's items expire (README, "Data lifecycle"), and a restart past that is ItemsExpired."""
+        task's items expire (README, "Data lifecycle"), and a restart past that is ItemsExpired.
+        An import is first checked against its source, which must be as it was read."""
+        if task.source is not None:
+            self._check_source_unchanged(task)
+            if scope is RestartScope.ALL:
+                return RestartPlan(task.attempt + 1, ORIGINAL_CHUNKS, 0, 0, reread=True)
+            if not task.source.complete:
+                raise SourceIncomplete(task.task_id)
         try:
             return self._plan_stored(task, scope)
         except ChunkNotStored as exc:
             raise ItemsExpired(task.task_id) from exc
+
+    def _check_source_unchanged(self, task: Task) -> None:
+        """SourceChanged unless the objects under the source are those listed when it was read,
+        with the same ETags. A source never listed (the first step failed) has nothing to
+        compare: it is read afresh."""
+        assert task.source is not None
+        try:
+            listed = {(o.key, o.etag) for o in self._store.source_objects(task)}
+        except ChunkNotStored:
+            return
+        if self._objects is None:
+            raise RuntimeError("restarting an import needs an object store (wiring)")
+        bucket, key = parse_s3_uri(task.source.uri)
+        try:
+            now = {(o.key, o.etag) for o in self._objects.list_objects(bucket, key, MAX_OBJECTS_PER_IMPORT)}
+        except SourceUnreadable as exc:
+            raise SourceChanged(task.task_id, exc.reason) from exc
+        if now != listed:
+            changed = sorted({k for k, _ in now ^ listed})
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            raise SourceChanged(task.task_id, f"objects added, removed or rewritten: {shown}")
 
     def _plan_stored(self, task: Task, scope: RestartScope) -> RestartPlan:
         next_attempt = task.attempt + 1

@@ -33,7 +33,7 @@ from vector_tasks.domain.errors import (
 )
 from vector_tasks.domain.limits import MAX_REQUEST_BODY_BYTES, MAX_TASK_ID_LENGTH, TASK_ID_PATTERN
 from vector_tasks.domain.model import TaskStatus
-from vector_tasks.domain.sources import ImportNotAllowed
+from vector_tasks.domain.sources import ImportNotAllowed, SourceChanged, SourceIncomplete
 from vector_tasks.models.api import ErrorBody, ErrorDetail, ErrorResponse
 from vector_tasks.observability import logger, metrics, traced
 
@@ -169,6 +169,8 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[HTTPStatus, str]] = {
     TransitionStillRunning: (HTTPStatus.SERVICE_UNAVAILABLE, "transition_in_progress"),
     UnknownEmbeddingModel: (HTTPStatus.UNPROCESSABLE_ENTITY, "unknown_embedding_model"),
     ImportNotAllowed: (HTTPStatus.UNPROCESSABLE_ENTITY, "import_bucket_not_allowed"),
+    SourceChanged: (HTTPStatus.CONFLICT, "source_changed"),
+    SourceIncomplete: (HTTPStatus.CONFLICT, "source_incomplete"),
     ItemTooLarge: (HTTPStatus.UNPROCESSABLE_ENTITY, "item_too_large"),
     ItemNotUnicode: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_text"),
     RequestTooLarge: (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request_too_large"),

@@ -20,6 +20,7 @@ _METRICS = {
     "failed_items_missing": "ReconciledTasksFailedItemsMissing",
     "redispatched_tasks": "ReconciledTasksResent",
     "redispatched_chunks": "ReconciledChunksResent",
+    "redispatched_imports": "ReconciledImportStepsResent",
 }
 
 

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from vector_tasks.domain.errors import AttemptMismatch, InvalidTransition, ItemsExpired, NothingToRetry
 from vector_tasks.domain.model import RestartScope
+from vector_tasks.domain.sources import SourceChanged, SourceIncomplete
 from vector_tasks.handlers.http import TaskIdQuery, build_resolver, entry_point, error_code, route_responses
 from vector_tasks.kinds import KIND_APIS, KindApi
 from vector_tasks.wiring import task_transitions
@@ -58,7 +59,15 @@ def _add_transition_routes(api: KindApi) -> None:
             *_REFUSALS,
             codes={
                 HTTPStatus.CONFLICT: tuple(
-                    error_code(e) for e in (InvalidTransition, NothingToRetry, AttemptMismatch, ItemsExpired)
+                    error_code(e)
+                    for e in (
+                        InvalidTransition,
+                        NothingToRetry,
+                        AttemptMismatch,
+                        ItemsExpired,
+                        SourceChanged,
+                        SourceIncomplete,
+                    )
                 )
             },
         ),
