@@ -21,7 +21,7 @@ SAM_ENV_FILE ?= .devstack/sam-env.json
 # Debian's chromium, which the browser tier (tests/browser) drives through playwright-core.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help setup tools chromium checkov minilm run run-minilm benchmark benchmark-minilm coldstart mutation test test-fast test-localstack test-aws lint format validate build invoke deploy openapi clean
+.PHONY: help setup tools chromium checkov minilm run run-minilm benchmark benchmark-import benchmark-minilm coldstart mutation test test-fast test-localstack test-aws lint format validate build invoke deploy openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ run-minilm: minilm ## The local stack from .venv-minilm, so the local-minilm mod
 
 benchmark: setup ## Ingest throughput on the local stack against a direct _bulk, requests and CPU per 1,000 items, one table with the targets (~3 min)
 	$(BIN)/python -m benchmarks.throughput $(BENCHMARK_ARGS)
+
+benchmark-import: setup ## Import of 200,000 lines from S3 on the local stack: items/s against the inline path, the splitter's peak memory (~3 min)
+	$(BIN)/python -m benchmarks.imports
 
 benchmark-minilm: minilm ## Raw MiniLM encode vs end-to-end upsertion throughput, and their ratio
 	$(MINILM)/bin/python -m benchmarks.minilm_throughput

@@ -361,6 +361,17 @@ class ContainerFunction(LocalFunction):
         fields = Path(f"/proc/{container.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def peak_memory_bytes(self) -> int:
+        """Its container's resident-memory high-water mark (VmHWM; 0 without one; Linux): what
+        Lambda reports as Max Memory Used."""
+        container = self._container
+        if container is None or container.process.poll() is not None:
+            return 0
+        for line in Path(f"/proc/{container.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
     def stop(self) -> None:
         """Let an invocation under way end (or be cut by the caller's grace), then end the process."""
         container, self._container = self._container, None
@@ -412,6 +423,9 @@ class ScaledFunction(LocalFunction):
 
     def cpu_seconds(self) -> float:
         return sum(environment.cpu_seconds() for environment in self.environments)
+
+    def peak_memory_bytes(self) -> int:
+        return max((environment.peak_memory_bytes() for environment in self.environments), default=0)
 
     def stop(self) -> None:
         stop_all(self.environments)

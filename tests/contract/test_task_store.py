@@ -28,6 +28,7 @@ from vector_tasks.domain.model import (
     WRITE_VERSION_BASE,
     ChunkOutcome,
     ChunkRef,
+    ImportSource,
     Item,
     ItemFailure,
     Task,
@@ -35,6 +36,7 @@ from vector_tasks.domain.model import (
     TaskStatus,
 )
 from vector_tasks.domain.ports import TaskStore
+from vector_tasks.domain.sources import ImportStep, SourceObject, StepRead
 
 UPSERTION = TaskKind.UPSERTION
 DELETION = TaskKind.DELETION
@@ -844,3 +846,65 @@ def test_the_write_version_and_superseded_count_are_stored_with_the_task(store: 
     assert store.record_chunk(ChunkRef(UPSERTION, "v", 1, 1), ChunkOutcome(succeeded=1, superseded=1), now=T0)
     again = stored(store, task)
     assert (again.succeeded, again.superseded, again.progress.superseded) == (6, 3, 3)
+
+
+# -- imports ---------------------------------------------------------------------------------
+
+
+def _import_task(task_id: str) -> Task:
+    return make_task(
+        task_id,
+        item_count=0,
+        chunk_count=0,
+        source=ImportSource(uri="s3://imports/p/", position=ImportStep(UPSERTION, task_id, 1).position),
+    )
+
+
+def test_an_import_is_listed_once_and_read_on_only_from_the_position_it_is_at(store: TaskStore) -> None:
+    task = _import_task("imp")
+    assert store.insert_task(task) is None
+    first = ImportStep(UPSERTION, "imp", 1)
+    reading = ImportStep(UPSERTION, "imp", 1, obj=0)
+    objects = [SourceObject("p/a.jsonl", '"e1"', 10), SourceObject("p/b.jsonl", '"e2"', 20)]
+    assert store.save_source_objects(task, objects, first.position, reading.position)
+    assert not store.save_source_objects(task, objects, first.position, reading.position)  # a duplicate
+    assert store.source_objects(task) == objects
+    chunks: list[list[Item]] = [["a", "b"], ["c"]]
+    following = ImportStep(UPSERTION, "imp", 1, obj=1, chunk=2)
+    read = StepRead(reading, chunks, lines=3, objects_done=1, next=following)
+    assert store.append_read(task, read)
+    assert not store.append_read(task, read)  # delivered again: counted once
+    last = StepRead(following, [["d"]], lines=1, objects_done=1, next=None)
+    assert store.append_read(task, last)
+    now = stored(store, task)
+    assert (now.item_count, now.chunk_count, now.original_item_count, now.original_chunk_count) == (4, 3, 4, 3)
+    assert now.source == ImportSource(
+        uri="s3://imports/p/",
+        objects_total=2,
+        objects_read=2,
+        lines_read=4,
+        position="complete",
+        read_from=following.position,
+    )
+    assert store.load_chunk(ChunkRef(UPSERTION, "imp", 1, 2), ORIGINAL_CHUNKS) == ["d"]
+
+
+def test_an_import_ends_only_once_its_source_is_read(store: TaskStore) -> None:
+    task = _import_task("imp-end")
+    started(store, task)
+    reading = ImportStep(UPSERTION, "imp-end", 1, obj=0)
+    assert store.save_source_objects(task, [SourceObject("k", '"e"', 1)], task.source.position, reading.position)  # type: ignore[union-attr]
+    # No chunk yet and every one recorded: still not final while reading goes on.
+    assert not store.transition(task, TaskStatus.DONE, expect=(TaskStatus.RUNNING,), now=T0, require_all_chunks=True)
+    assert store.append_read(task, StepRead(reading, [], lines=0, objects_done=1, next=None))
+    assert store.transition(task, TaskStatus.DONE, expect=(TaskStatus.RUNNING,), now=T0, require_all_chunks=True)
+
+
+def test_reading_stops_once_the_task_is_canceled(store: TaskStore) -> None:
+    task = _import_task("imp-cancel")
+    assert store.insert_task(task) is None
+    assert store.transition(task, TaskStatus.CANCELED, expect=(TaskStatus.PENDING,), now=T0)
+    reading = ImportStep(UPSERTION, "imp-cancel", 1, obj=0)
+    assert not store.save_source_objects(task, [SourceObject("k", '"e"', 1)], task.source.position, reading.position)  # type: ignore[union-attr]
+    assert not store.append_read(task, StepRead(ImportStep(UPSERTION, "imp-cancel", 1), [["a"]], 1, 0, None))
+    assert stored(store, task).item_count == 0

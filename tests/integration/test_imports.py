@@ -135,11 +135,18 @@ def test_a_bucket_not_named_by_import_buckets_is_refused(stack: InProcessStack) 
 
 
 @pytest.mark.parametrize(
-    "extra", [{"items": [{"object_id": "a", "payload": {"text": "t"}}]}, {"source": None}], ids=["both", "neither"]
+    ("body", "kind"),
+    [
+        (
+            {"items": [{"object_id": "a", "payload": {"text": "t"}}], "source": {"s3_uri": "s3://vector-imports/x"}},
+            "items_or_source",
+        ),
+        ({}, "items_or_source"),
+        ({"source": None}, "model_attributes_type"),
+    ],
+    ids=["both", "neither", "null"],
 )
-def test_items_and_source_are_one_or_the_other(stack: InProcessStack, extra: dict[str, Any]) -> None:
-    body: dict[str, Any] = {"embedding_model_id": MODEL, "source": {"s3_uri": f"s3://{LOCAL_IMPORT_BUCKET}/x"}}
-    body.update(extra)
-    status, answer = stack.request("POST", f"{UPSERT}/run", body=body)
+def test_items_and_source_are_one_or_the_other(stack: InProcessStack, body: dict[str, Any], kind: str) -> None:
+    status, answer = stack.request("POST", f"{UPSERT}/run", body={"embedding_model_id": MODEL, **body})
     assert status in (400, 422), answer
-    assert any(d["type"] == "items_or_source" for d in answer["error"]["details"]), answer
+    assert kind in {d["type"] for d in answer["error"]["details"]}, answer

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from devstack.permissions import Role
 from devstack.stack import DevStack, DevStackConfig
-from devstack.template import LOCAL_ACCOUNT
+from devstack.template import LOCAL_ACCOUNT, LOCAL_IMPORT_BUCKET
 from tests.support.in_process import InProcessStack
 from vector_tasks import wiring
 from vector_tasks.adapters.embedders.bedrock import TitanV2Embedder
@@ -201,3 +201,31 @@ def test_the_local_stacks_pollers_receive_with_the_functions_role() -> None:
         assert "DeadLetterFunction is not authorized to perform: sqs:ReceiveMessage" in str(raised.value)
     finally:
         stack.stop()
+
+
+def _splitter_without_object_reads(document: dict[str, Any]) -> None:
+    role = document["Resources"]["ImportSplitterRole"]["Properties"]
+    statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+    kept = [s for s in statements if not ("Fn::If" in s and s["Fn::If"][1]["Action"] == "s3:GetObject")]
+    assert len(kept) == len(statements) - 1, "the splitter has no s3:GetObject statement"
+    statements[:] = kept
+
+
+@pytest.mark.parametrize("template_document", [_splitter_without_object_reads], indirect=True)
+def test_an_import_the_splitter_may_not_read_fails_with_access_denied(
+    stack: InProcessStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As on AWS, where the role names the import buckets only: a read it may not make is S3's
+    AccessDenied, and the task fails saying so rather than waiting for a read that never works."""
+    stack.s3.put_object(Bucket=LOCAL_IMPORT_BUCKET, Key="denied.jsonl", Body=b'{"object_id": "a"}\n')
+    body = {
+        "embedding_model_id": "local-hash-384",
+        "task_id": "denied",
+        "source": {"s3_uri": f"s3://{LOCAL_IMPORT_BUCKET}/denied.jsonl"},
+    }
+    assert stack.request("POST", "/internal/upsertion-tasks/run", body=body)[0] == 202
+    stack.drain()
+    _, task = stack.request("GET", "/internal/upsertion-tasks/info", "task_id=denied")
+    assert task["status"] == "failed"
+    assert "AccessDenied" in task["error"] and "denied.jsonl" in task["error"]
+    assert "ImportSplitterFunction is not authorized to perform: s3:GetObject" in denials(caplog)

@@ -14,6 +14,8 @@ at the start of the next call of that method, as if another process had acted ju
 from __future__ import annotations
 
 import copy
+import gzip as gzip_module
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -40,6 +42,7 @@ from vector_tasks.domain.model import (
     cap_failure_detail,
     item_object_id,
 )
+from vector_tasks.domain.sources import FIRST_POSITION, ImportStep, ObjectRead, SourceObject, SourceUnreadable, StepRead
 
 TaskKey = tuple[TaskKind, str]
 
@@ -69,6 +72,7 @@ class MemoryTaskStore:
         self._results: dict[TaskKey, dict[int, _Result]] = {}
         self._cursors: dict[tuple[TaskKind, TaskStatus], str | None] = {}
         self._versions: dict[str, int] = {}
+        self._sources: dict[TaskKey, list[SourceObject]] = {}
         self._hooks: dict[str, list[Callable[[], None]]] = {}
         self.calls: list[str] = []
         # How many times a failure page was read (a query of every chunk result on DynamoDB).
@@ -182,7 +186,60 @@ class MemoryTaskStore:
                 return False
             if require_all_chunks and stored.chunks_done != stored.chunk_count:
                 return False
+            if require_all_chunks and stored.source is not None and not stored.source.complete:
+                return False
             stored.status, stored.updated_at, stored.error = to, now, error
+            return True
+
+    # -- imports ---------------------------------------------------------------------------
+
+    def _reading(self, task: Task, at: str) -> Task | None:
+        """The stored task if it is still at read position `at` in its attempt, unfinished."""
+        stored = self._tasks.get((task.kind, task.task_id))
+        if stored is None or stored.attempt != task.attempt or stored.source is None:
+            return None
+        if stored.source.position != at or stored.status not in (TaskStatus.PENDING, TaskStatus.RUNNING):
+            return None
+        return stored
+
+    def save_source_objects(self, task: Task, objects: list[SourceObject], at: str, next_position: str) -> bool:
+        self._enter("save_source_objects")
+        with self._lock:
+            stored = self._reading(task, at)
+            if stored is None or stored.source is None:
+                return False
+            self._sources[(task.kind, task.task_id)] = list(objects)
+            stored.source = replace(stored.source, position=next_position, read_from=at, objects_total=len(objects))
+            return True
+
+    def source_objects(self, task: Task) -> list[SourceObject]:
+        self._enter("source_objects")
+        with self._lock:
+            objects = self._sources.get((task.kind, task.task_id))
+            if objects is None:
+                raise ChunkNotStored(f"the objects of {task.kind.value} task '{task.task_id}' are not stored")
+            return list(objects)
+
+    def append_read(self, task: Task, read: StepRead) -> bool:
+        self._enter("append_read")
+        with self._lock:
+            stored_chunks = self._chunks.setdefault((task.kind, task.task_id, ORIGINAL_CHUNKS), {})
+            for number, items in enumerate(read.chunks, start=read.step.chunk):
+                stored_chunks[number] = _round_trip(items)
+            stored = self._reading(task, read.step.position)
+            if stored is None or stored.source is None:
+                return False
+            stored.source = replace(
+                stored.source,
+                position=read.next_position,
+                read_from=read.step.position,
+                lines_read=stored.source.lines_read + read.lines,
+                objects_read=stored.source.objects_read + read.objects_done,
+            )
+            stored.chunk_count += len(read.chunks)
+            stored.original_chunk_count += len(read.chunks)
+            stored.item_count += read.items
+            stored.original_item_count += read.items
             return True
 
     # -- chunks ----------------------------------------------------------------------------
@@ -316,6 +373,55 @@ class MemoryTaskStore:
             return True
 
 
+class MemoryObjects:
+    """An ObjectStore of objects in memory, plain or gzip by their content, as S3ObjectStore
+    reads them; `reads` counts the reads, `gone` makes an object unreadable."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.reads = 0
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        self.objects[(bucket, key)] = data
+
+    def _etag(self, data: bytes) -> str:
+        return f'"{hashlib.md5(data).hexdigest()}"'  # noqa: S324 - what S3 does
+
+    def list_objects(self, bucket: str, key_or_prefix: str, limit: int) -> list[SourceObject]:
+        exact = self.objects.get((bucket, key_or_prefix))
+        if exact is not None and key_or_prefix:
+            return [SourceObject(key_or_prefix, self._etag(exact), len(exact))]
+        return [
+            SourceObject(key, self._etag(data), len(data))
+            for (b, key), data in sorted(self.objects.items())
+            if b == bucket and key.startswith(key_or_prefix)
+        ][: limit + 1]
+
+    def read(self, bucket: str, obj: SourceObject, offset: int, length: int, gzip: bool | None) -> ObjectRead:
+        self.reads += 1
+        data = self.objects.get((bucket, obj.key))
+        if data is None:
+            raise SourceUnreadable(f"s3://{bucket}/{obj.key} does not exist")
+        if self._etag(data) != obj.etag:
+            raise SourceUnreadable(f"s3://{bucket}/{obj.key} changed after its import started")
+        compressed = data[:2] == b"\x1f\x8b"
+        content = gzip_module.decompress(data) if compressed else data
+        piece = content[offset : offset + length]
+        return ObjectRead(piece, offset + len(piece) >= len(content), compressed)
+
+
+class MemoryImportQueue:
+    def __init__(self) -> None:
+        self.sent: list[ImportStep] = []
+
+    def send_steps(self, steps: Iterable[ImportStep]) -> None:
+        self.sent.extend(steps)
+
+    def drain(self) -> list[ImportStep]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
 class MemoryWorkQueue:
     """Keeps what was sent, in order. `fail_next` makes the next send raise before sending."""
 
@@ -337,9 +443,12 @@ class MemoryWorkQueue:
 class MemoryTransitions:
     """The state machines' conditional writes (statemachines/*.asl.json) on a MemoryTaskStore."""
 
-    def __init__(self, store: MemoryTaskStore, queue: MemoryWorkQueue) -> None:
+    def __init__(
+        self, store: MemoryTaskStore, queue: MemoryWorkQueue, imports: MemoryImportQueue | None = None
+    ) -> None:
         self._store = store
         self._queue = queue
+        self._imports = imports
 
     def cancel(self, task: Task, now: datetime) -> bool:
         """pending or running -> canceled in this attempt; `error` is left as it is."""
@@ -357,6 +466,23 @@ class MemoryTransitions:
             stored = self._store._tasks.get((task.kind, task.task_id))
             if stored is None or stored.attempt != task.attempt or stored.status not in RESTARTABLE_FROM:
                 return False
+            if plan.reread:
+                if stored.source is None:
+                    return False
+                self._store.edit(
+                    task.kind,
+                    task.task_id,
+                    source=replace(
+                        stored.source,
+                        position=FIRST_POSITION,
+                        read_from=None,
+                        objects_total=None,
+                        objects_read=0,
+                        lines_read=0,
+                    ),
+                    original_item_count=0,
+                    original_chunk_count=0,
+                )
             self._store.edit(
                 task.kind,
                 task.task_id,
@@ -374,6 +500,8 @@ class MemoryTransitions:
                 error=None,
                 updated_at=now,
             )
+        if plan.reread and self._imports is not None:
+            self._imports.send_steps([ImportStep(task.kind, task.task_id, plan.next_attempt)])
         self._queue.send(ChunkRef(task.kind, task.task_id, plan.next_attempt, n) for n in range(plan.chunk_count))
         return True
 

@@ -26,6 +26,9 @@ EXTERNAL = {
     "es": [  # the model indexes of an existing domain, named by ExistingOpenSearchDomainArn
         r"\$\{ExistingOpenSearchDomainArn\}/vectors-\*",
     ],
+    "s3": [  # the buckets named by ImportBuckets (`Buckets`: its names joined into ARNs, split after)
+        r"arn:\$\{AWS::Partition\}:s3:::\$\{Buckets\}(/\*)?",
+    ],
     "events": [  # the bus named by EventBusName (the account's default bus by default)
         r"arn:\$\{AWS::Partition\}:events:\$\{AWS::Region\}:\$\{AWS::AccountId\}:event-bus/\$\{EventBusName\}",
     ],
@@ -77,6 +80,8 @@ def _references(value: Any) -> set[str]:
         return names | _references(list(variables.values()))
     if fn == "Fn::If":
         return _references(args[1:])
+    if fn in ("Fn::Split", "Fn::Join"):  # a list built from a parameter: what its parts refer to
+        return _references(args[1])
     raise AssertionError(f"intrinsic {fn} in a policy resource")
 
 
@@ -85,6 +90,25 @@ def _alternatives(value: Any) -> list[Any]:
     if isinstance(value, dict) and "Fn::If" in value:
         return [*_alternatives(value["Fn::If"][1]), *_alternatives(value["Fn::If"][2])]
     return [value]
+
+
+def _statement_alternatives(statement: dict[str, Any]) -> list[dict[str, Any]]:
+    """The statement, or the one a conditional statement (Fn::If ... AWS::NoValue) adds."""
+    if "Fn::If" in statement:
+        _, present, absent = statement["Fn::If"]
+        assert absent == {"Ref": "AWS::NoValue"}, statement
+        return [present]
+    return [statement]
+
+
+def _policy_text(value: Any) -> str:
+    """The ARN text of an external resource, as written: inside Fn::Sub, inside Fn::Split."""
+    if isinstance(value, dict) and "Fn::Split" in value:
+        value = value["Fn::Split"][1]
+    if isinstance(value, dict):
+        sub = value["Fn::Sub"]
+        return sub if isinstance(sub, str) else str(sub[0])
+    return str(value)
 
 
 def _service_role(resource: dict[str, Any]) -> bool:
@@ -113,7 +137,9 @@ def _statements() -> list[tuple[str, dict[str, Any]]]:
         for arn in template.resolve(resource["Properties"].get("ManagedPolicyArns", [])):
             assert arn in AWS_MANAGED_POLICIES, f"{logical_id}: {arn}"
         for policy in resource["Properties"].get("Policies", []):
-            out.extend((logical_id, s) for s in policy["PolicyDocument"]["Statement"])
+            out.extend(
+                (logical_id, s) for raw in policy["PolicyDocument"]["Statement"] for s in _statement_alternatives(raw)
+            )
         for policy_id, policy in resources.items():
             if policy["Type"] == "AWS::IAM::Policy" and {"Ref": logical_id} in policy["Properties"]["Roles"]:
                 out.extend(
@@ -148,7 +174,7 @@ def test_every_policy_resource_is_declared_here_or_an_external_arn_the_code_need
                         f"{role}: {actions} on {logical_id}, a {declared[logical_id]['Type']}"
                     )
             else:
-                text = value["Fn::Sub"] if isinstance(value, dict) else value
+                text = _policy_text(value)
                 assert any(re.fullmatch(p, text) for p in EXTERNAL.get(service, [])), (
                     f"{role}: {actions} on {text}, neither declared in the template nor a known external ARN"
                 )

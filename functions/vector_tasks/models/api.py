@@ -88,7 +88,8 @@ class CreateTaskRequest(BaseModel):
 
     embedding_model_id: EmbeddingModelId
     task_id: TaskId | None = Field(default=None, description="Makes the create idempotent; generated when absent")
-    source: ImportSourceIn | None = Field(
+    # Absent or given, never null (as `items`): the schema states exactly one of the two.
+    source: ImportSourceIn = Field(  # type: ignore[assignment]
         default=None,
         description="Read the task's items from S3 instead of the body (README, 'Import from S3'); "
         "give either this or the items, never both",
@@ -126,9 +127,15 @@ class DataItem(BaseModel):
     item_info: dict[str, Any] | None = Field(default=None, description="Internal metadata, stored with the vector")
 
 
+def _one_of(field: str) -> dict[str, Any]:
+    """The schema's statement of `_items_or_source`: exactly one of the two is given."""
+    return {"oneOf": [{"required": [field]}, {"required": ["source"]}]}
+
+
 class CreateUpsertionTaskRequest(CreateTaskRequest):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of("items"))
     items_field = "items"
-    items: list[DataItem] | None = Field(default=None, min_length=1, max_length=MAX_ITEMS_PER_TASK)
+    items: list[DataItem] = Field(default=None, min_length=1, max_length=MAX_ITEMS_PER_TASK)  # type: ignore[arg-type]
 
     @field_validator("items")
     @classmethod
@@ -141,9 +148,13 @@ class CreateUpsertionTaskRequest(CreateTaskRequest):
 
 
 class CreateDeletionTaskRequest(CreateTaskRequest):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of("object_ids"))
     items_field = "object_ids"
-    object_ids: list[ObjectId] | None = Field(
-        default=None, min_length=1, max_length=MAX_ITEMS_PER_TASK, json_schema_extra={"uniqueItems": True}
+    object_ids: list[ObjectId] = Field(
+        default=None,  # type: ignore[arg-type]
+        min_length=1,
+        max_length=MAX_ITEMS_PER_TASK,
+        json_schema_extra={"uniqueItems": True},
     )
 
     @field_validator("object_ids")

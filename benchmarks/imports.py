@@ -1,0 +1,116 @@
+"""`make benchmark-import`: an import of 200,000 lines from S3 on the local stack, against the
+inline path of the throughput benchmark (b: 10,000 `local-hash-384` texts in one task), in one
+run. Nothing is asserted; it prints:
+
+- items/s end to end of each (from the POST until the task is done), and their ratio;
+- the splitter's peak memory (its containers' resident high-water mark, what Lambda reports as
+  Max Memory Used) against its MemorySize, beside its size when idle;
+- the splitter's and the worker's CPU seconds per 1,000 items.
+
+The 200,000 lines are four objects of 50,000 under one prefix, one of them gzip-compressed,
+about 25 MB of JSON Lines; putting them in moto's S3 is not timed.
+
+From the repository root: `make benchmark-import` (or `.venv/bin/python -m benchmarks.imports`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+for entry in (REPO, REPO / "functions"):
+    if str(entry) not in sys.path:
+        sys.path.insert(0, str(entry))
+
+from benchmarks.local_http import call  # noqa: E402
+from benchmarks.throughput import HASHED, Stack, count, create_bodies, machine, text_items, wait_until  # noqa: E402
+from devstack.template import LOCAL_IMPORT_BUCKET  # noqa: E402
+
+IMPORT_LINES = 200_000
+OBJECTS = 4
+INLINE_ITEMS = 10_000
+MIB = 1024 * 1024
+
+
+def _done(api: str, kind: str, task_id: str) -> bool:
+    status, task = call("GET", f"{api}/internal/{kind}-tasks/info?task_id={task_id}&failures_limit=1")
+    if status == 200 and task["status"] in ("failed", "canceled"):
+        raise RuntimeError(f"task {task_id} ended {task['status']}: {task['error']}")
+    return status == 200 and task["status"] == "done"
+
+
+def _function(stack: Stack, logical_id: str) -> Any:
+    return next(f for f in stack.devstack.functions if f.spec.logical_id == logical_id)
+
+
+def main() -> None:
+    texts = text_items(INLINE_ITEMS + IMPORT_LINES, seed=7)
+    inline, imported = texts[:INLINE_ITEMS], texts[INLINE_ITEMS:]
+    for n, item in enumerate(imported):
+        item["object_id"] = f"imp-{n:06d}"
+    with Stack() as stack:
+        api = stack.api
+        splitter, worker = _function(stack, "ImportSplitterFunction"), _function(stack, "TaskWorkerFunction")
+        s3 = stack.devstack.aws.client("s3")
+        per_object = IMPORT_LINES // OBJECTS
+        size = 0
+        for part in range(OBJECTS):
+            body = "".join(json.dumps(i) + "\n" for i in imported[part * per_object : (part + 1) * per_object]).encode()
+            size += len(body)
+            key = f"bench/part-{part}.jsonl" + (".gz" if part == OBJECTS - 1 else "")
+            s3.put_object(
+                Bucket=LOCAL_IMPORT_BUCKET, Key=key, Body=gzip.compress(body) if key.endswith(".gz") else body
+            )
+
+        # The inline path, as the throughput benchmark's b.
+        (body,) = create_bodies("upsertion", HASHED, inline, INLINE_ITEMS, "inline")
+        started = time.perf_counter()
+        status, answer = call("POST", f"{api}/internal/upsertion-tasks/run", body)
+        assert status == 202, answer
+        wait_until(lambda: _done(api, "upsertion", "inline-0"))
+        inline_seconds = time.perf_counter() - started
+
+        idle = splitter.peak_memory_bytes()
+        cpu = splitter.cpu_seconds(), worker.cpu_seconds()
+        source = {"s3_uri": f"s3://{LOCAL_IMPORT_BUCKET}/bench/"}
+        started = time.perf_counter()
+        status, answer = call(
+            "POST",
+            f"{api}/internal/upsertion-tasks/run",
+            json.dumps({"embedding_model_id": HASHED, "task_id": "import", "source": source}).encode(),
+        )
+        assert status == 202, answer
+        wait_until(lambda: _done(api, "upsertion", "import"), timeout=1800, interval=1.0)
+        import_seconds = time.perf_counter() - started
+        splitter_cpu, worker_cpu = splitter.cpu_seconds() - cpu[0], worker.cpu_seconds() - cpu[1]
+        peak = splitter.peak_memory_bytes()
+        indexed = count(stack.devstack.opensearch_url, f"vectors-{HASHED}")
+        _, task = call("GET", f"{api}/internal/upsertion-tasks/info?task_id=import&failures_limit=1")
+
+    inline_rate, import_rate = INLINE_ITEMS / inline_seconds, IMPORT_LINES / import_seconds
+    print(f"\nImport from S3 on the local stack against the inline path; {machine()}")
+    print(f"{'':46} {'items':>8} {'seconds':>8} {'items/s':>8}")
+    print(
+        f"{'inline: one task of local-hash-384 texts':46} {INLINE_ITEMS:>8,} {inline_seconds:>8.1f} {inline_rate:>8.0f}"
+    )
+    print(
+        f"{'import: ' + str(OBJECTS) + ' objects (1 gzip), ' + f'{size / MIB:.0f} MiB':46} "
+        f"{IMPORT_LINES:>8,} {import_seconds:>8.1f} {import_rate:>8.0f}"
+    )
+    print(f"import items/s against inline items/s: {import_rate / inline_rate:.2f}")
+    print(
+        f"splitter peak memory (VmHWM): {peak / MIB:.0f} MiB of its {splitter.spec.memory_size} MiB "
+        f"MemorySize; {idle / MIB:.0f} MiB when idle after start"
+    )
+    per_1000 = IMPORT_LINES / 1000
+    print(f"CPU per 1,000 items: splitter {splitter_cpu / per_1000:.3f} s, worker {worker_cpu / per_1000:.3f} s")
+    print(f"task: {task['status']}, progress {task['progress']}, source {task['source']}; index counts {indexed:,}")
+
+
+if __name__ == "__main__":
+    main()
