@@ -95,9 +95,8 @@ def main() -> None:
     inline_rate, import_rate = INLINE_ITEMS / inline_seconds, IMPORT_LINES / import_seconds
     print(f"\nImport from S3 on the local stack against the inline path; {machine()}")
     print(f"{'':46} {'items':>8} {'seconds':>8} {'items/s':>8}")
-    print(
-        f"{'inline: one task of local-hash-384 texts':46} {INLINE_ITEMS:>8,} {inline_seconds:>8.1f} {inline_rate:>8.0f}"
-    )
+    label = "inline: one task of local-hash-384 texts"
+    print(f"{label:46} {INLINE_ITEMS:>8,} {inline_seconds:>8.1f} {inline_rate:>8.0f}")
     print(
         f"{'import: ' + str(OBJECTS) + ' objects (1 gzip), ' + f'{size / MIB:.0f} MiB':46} "
         f"{IMPORT_LINES:>8,} {import_seconds:>8.1f} {import_rate:>8.0f}"
