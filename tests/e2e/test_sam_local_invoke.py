@@ -21,6 +21,8 @@ SEQUENCE = [
     ("DeadLetterFunction", "dead_letter_chunk", None),
     ("TaskSubmitFunction", "submit_deletion_task", 202),
     ("TaskTransitionFunction", "transition_cancel_upsertion_task", 409),
+    ("TaskSubmitFunction", "submit_upsertion_import", 202),
+    ("ImportSplitterFunction", "import_step", None),
     ("ReconcilerFunction", "reconciler_schedule", "report"),
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from devstack.template import LOCAL_IMPORT_BUCKET
 from tests.support.events import load_event
 from tests.support.in_process import InProcessStack
 
@@ -38,6 +39,13 @@ def test_each_event_is_accepted_by_its_function(stack: InProcessStack) -> None:
     canceled = invoke(stack, "TaskTransitionFunction", "transition_cancel_upsertion_task")
     assert canceled["statusCode"] == 409  # upsert-001 is done
     assert json.loads(canceled["body"])["error"]["status"] == "done"
+
+    # An import: its create, then its first step (the listing of the objects under its prefix).
+    stack.s3.put_object(Bucket=LOCAL_IMPORT_BUCKET, Key="catalog/part-0.jsonl", Body=b'{"object_id": "c-1"}\n')
+    assert invoke(stack, "TaskSubmitFunction", "submit_upsertion_import")["statusCode"] == 202
+    assert invoke(stack, "ImportSplitterFunction", "import_step") == {"batchItemFailures": []}
+    imported = stack.request("GET", "/internal/upsertion-tasks/info", "task_id=catalog-2026-12")[1]
+    assert imported["source"]["objects_total"] == 1
 
     # The schedule's event: a reconciler run over what is left unfinished.
     report = invoke(stack, "ReconcilerFunction", "reconciler_schedule")
