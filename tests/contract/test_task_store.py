@@ -866,16 +866,16 @@ def test_an_import_is_listed_once_and_read_on_only_from_the_position_it_is_at(st
     first = ImportStep(UPSERTION, "imp", 1)
     reading = ImportStep(UPSERTION, "imp", 1, obj=0)
     objects = [SourceObject("p/a.jsonl", '"e1"', 10), SourceObject("p/b.jsonl", '"e2"', 20)]
-    assert store.save_source_objects(task, objects, first.position, reading.position)
-    assert not store.save_source_objects(task, objects, first.position, reading.position)  # a duplicate
+    assert store.save_source_objects(task, objects, first.position, reading.position, first.position)
+    assert not store.save_source_objects(task, objects, first.position, reading.position, first.position)  # a duplicate
     assert store.source_objects(task) == objects
     chunks: list[list[Item]] = [["a", "b"], ["c"]]
     following = ImportStep(UPSERTION, "imp", 1, obj=1, chunk=2)
     read = StepRead(reading, chunks, lines=3, objects_done=1, next=following)
-    assert store.append_read(task, read)
-    assert not store.append_read(task, read)  # delivered again: counted once
+    assert store.append_read(task, read, first.position)
+    assert not store.append_read(task, read, first.position)  # delivered again: counted once
     last = StepRead(following, [["d"]], lines=1, objects_done=1, next=None)
-    assert store.append_read(task, last)
+    assert store.append_read(task, last, following.position)
     now = stored(store, task)
     assert (now.item_count, now.chunk_count, now.original_item_count, now.original_chunk_count) == (4, 3, 4, 3)
     assert now.source == ImportSource(
@@ -885,6 +885,7 @@ def test_an_import_is_listed_once_and_read_on_only_from_the_position_it_is_at(st
         lines_read=4,
         position="complete",
         read_from=following.position,
+        read_by=following.position,
     )
     assert store.load_chunk(ChunkRef(UPSERTION, "imp", 1, 2), ORIGINAL_CHUNKS) == ["d"]
 
@@ -893,10 +894,12 @@ def test_an_import_ends_only_once_its_source_is_read(store: TaskStore) -> None:
     task = _import_task("imp-end")
     started(store, task)
     reading = ImportStep(UPSERTION, "imp-end", 1, obj=0)
-    assert store.save_source_objects(task, [SourceObject("k", '"e"', 1)], task.source.position, reading.position)  # type: ignore[union-attr]
+    assert store.save_source_objects(
+        task, [SourceObject("k", '"e"', 1)], task.source.position, reading.position, reading.position
+    )  # type: ignore[union-attr]
     # No chunk yet and every one recorded: still not final while reading goes on.
     assert not store.transition(task, TaskStatus.DONE, expect=(TaskStatus.RUNNING,), now=T0, require_all_chunks=True)
-    assert store.append_read(task, StepRead(reading, [], lines=0, objects_done=1, next=None))
+    assert store.append_read(task, StepRead(reading, [], lines=0, objects_done=1, next=None), reading.position)
     assert store.transition(task, TaskStatus.DONE, expect=(TaskStatus.RUNNING,), now=T0, require_all_chunks=True)
 
 
@@ -905,6 +908,8 @@ def test_reading_stops_once_the_task_is_canceled(store: TaskStore) -> None:
     assert store.insert_task(task) is None
     assert store.transition(task, TaskStatus.CANCELED, expect=(TaskStatus.PENDING,), now=T0)
     reading = ImportStep(UPSERTION, "imp-cancel", 1, obj=0)
-    assert not store.save_source_objects(task, [SourceObject("k", '"e"', 1)], task.source.position, reading.position)  # type: ignore[union-attr]
-    assert not store.append_read(task, StepRead(ImportStep(UPSERTION, "imp-cancel", 1), [["a"]], 1, 0, None))
+    assert not store.save_source_objects(
+        task, [SourceObject("k", '"e"', 1)], task.source.position, reading.position, reading.position
+    )  # type: ignore[union-attr]
+    assert not store.append_read(task, StepRead(ImportStep(UPSERTION, "imp-cancel", 1), [["a"]], 1, 0, None), "x")
     assert stored(store, task).item_count == 0

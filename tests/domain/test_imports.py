@@ -11,7 +11,7 @@ import pytest
 from tests.domain.conftest import MODEL, ScriptedAction
 from tests.support.memory import MemoryImportQueue, MemoryObjects, MemoryTaskStore, MemoryTransitions, MemoryWorkQueue
 from vector_tasks.domain.imports import ImportSplitter, StepOutcome
-from vector_tasks.domain.model import RestartScope, Task, TaskKind, TaskStatus, invalid_line_detail
+from vector_tasks.domain.model import ChunkRef, RestartScope, Task, TaskKind, TaskStatus, invalid_line_detail
 from vector_tasks.domain.processing import ChunkProcessor
 from vector_tasks.domain.reconcile import Reconciler
 from vector_tasks.domain.registry import ModelRegistry
@@ -31,13 +31,17 @@ def line(object_id: str) -> bytes:
 class Imports:
     """A service, a splitter with `range_bytes`-sized steps and a processor on memory ports."""
 
-    def __init__(self, store: MemoryTaskStore, registry: ModelRegistry, range_bytes: int = 200) -> None:
+    def __init__(
+        self, store: MemoryTaskStore, registry: ModelRegistry, range_bytes: int = 200, ranges_per_step: int = 1
+    ) -> None:
         self.store = store
         self.objects = MemoryObjects()
         self.steps = MemoryImportQueue()
         self.chunks = MemoryWorkQueue()
         self.service = TaskService(store, self.chunks, registry, self.steps, frozenset({BUCKET}))
-        self.splitter = ImportSplitter(store, self.objects, self.steps, self.chunks, parse_line, range_bytes)
+        self.splitter = ImportSplitter(
+            store, self.objects, self.steps, self.chunks, parse_line, range_bytes, ranges_per_step
+        )
         self.action = ScriptedAction()
         self.processor = ChunkProcessor(store, {KIND: self.action, TaskKind.DELETION: self.action})
         self.transitions = TaskTransitions(store, MemoryTransitions(store, self.chunks, self.steps), self.objects)
@@ -77,8 +81,7 @@ def test_objects_are_read_a_range_at_a_time_into_chunks_of_every_line(imports: I
     imports.put("p/b.jsonl.gz", [line(f"b{n}") for n in range(25)], compress=True)
     imports.create(f"s3://{BUCKET}/p/")
     outcomes = imports.read_all()
-    assert outcomes[0] is StepOutcome.LISTED
-    assert outcomes.count(StepOutcome.READ) > 10  # 200-byte ranges of ~60-byte lines
+    assert outcomes.count(StepOutcome.READ) == len(outcomes) > 10  # a 200-byte range each, of ~60-byte lines
     task = imports.task()
     assert task.source is not None and task.source.complete
     assert (task.source.objects_total, task.source.objects_read, task.source.lines_read) == (2, 2, 50)
@@ -118,18 +121,32 @@ def test_a_bad_line_fails_alone_naming_its_object_and_line(store: MemoryTaskStor
 def test_a_step_delivered_again_after_its_write_sends_what_it_owed_and_counts_nothing_twice(imports: Imports) -> None:
     imports.put("a.jsonl", [line(f"a{n}") for n in range(12)])
     imports.create(f"s3://{BUCKET}/a.jsonl")
-    imports.splitter.run(imports.steps.sent.pop(0))  # listed
+    imports.splitter.run(imports.steps.sent.pop(0))  # listed and read the first range
+    imports.chunks.drain()
     step = imports.steps.sent[0]
-    imports.splitter.run(imports.steps.sent.pop(0))  # read one range; say its messages were lost
+    imports.splitter.run(imports.steps.sent.pop(0))  # read the next range; say its messages were lost
     lost_chunks, lost_steps = imports.chunks.drain(), imports.steps.drain()
     before = imports.task()
+    # Delivered again: the lost range's chunks go again, and this invocation reads on itself.
     assert imports.splitter.run(step) is StepOutcome.RESENT
-    assert (imports.chunks.sent, imports.steps.sent) == (lost_chunks, lost_steps)
+    assert imports.chunks.sent[: len(lost_chunks)] == lost_chunks
     after = imports.task()
-    assert (after.item_count, after.chunk_count) == (before.item_count, before.chunk_count)
-    imports.steps.sent.clear()
-    imports.splitter.run(lost_steps[0])  # the chain goes on: the old step is now stale
-    assert imports.splitter.run(step) is StepOutcome.STALE
+    assert after.item_count > before.item_count  # it read one more range
+    assert imports.steps.sent != lost_steps
+    imports.chunks.drain()
+    assert imports.splitter.run(lost_steps[0]) is StepOutcome.STALE  # the lost step, had it come
+    queued = imports.steps.drain()  # the step the redelivery queued
+    # Delivered once more, the step is still the last writer: it reads on, and what its earlier
+    # delivery queued finds the position gone past it. One chain reads, never two.
+    assert imports.splitter.run(step) is StepOutcome.RESENT
+    assert [imports.splitter.run(s) for s in queued] == [StepOutcome.STALE]
+    imports.read_all()
+    # Every chunk once more (the chunk messages this test threw away), as the reconciler would.
+    total = imports.task().chunk_count
+    imports.chunks.send(ChunkRef(KIND, "t", 1, n) for n in range(total))
+    imports.process_all()
+    task = imports.task()
+    assert (task.status, task.item_count, task.succeeded) == (TaskStatus.DONE, 12, 12)
 
 
 def test_a_canceled_import_stops_reading(imports: Imports) -> None:
@@ -144,10 +161,10 @@ def test_a_canceled_import_stops_reading(imports: Imports) -> None:
 
 
 def test_an_object_rewritten_after_the_listing_fails_the_task(imports: Imports) -> None:
-    imports.put("a.jsonl", [line("a")])
+    imports.put("a.jsonl", [line(f"a{n}") for n in range(12)])
     imports.create(f"s3://{BUCKET}/a.jsonl")
-    imports.splitter.run(imports.steps.sent.pop(0))
-    imports.put("a.jsonl", [line("b")])
+    imports.splitter.run(imports.steps.sent.pop(0))  # listed, and the first range read
+    imports.put("a.jsonl", [line(f"b{n}") for n in range(12)])
     assert imports.read_all() == [StepOutcome.TASK_FAILED]
     task = imports.task()
     assert task.status is TaskStatus.FAILED
@@ -225,3 +242,26 @@ def test_the_reconciler_sends_a_stalled_imports_next_step_again(imports: Imports
     imports.read_all()
     imports.process_all()
     assert imports.task().status is TaskStatus.DONE
+
+
+def test_one_invocation_reads_on_while_its_time_lasts(store: MemoryTaskStore, registry: ModelRegistry) -> None:
+    imports = Imports(store, registry, ranges_per_step=1000)
+    imports.put("p/a.jsonl", [line(f"a{n}") for n in range(25)])
+    imports.put("p/b.jsonl.gz", [line(f"b{n}") for n in range(25)], compress=True)
+    imports.create(f"s3://{BUCKET}/p/")
+    assert imports.read_all() == [StepOutcome.READ]  # one step: listed, then every range of both
+    assert imports.objects.reads == 2  # one GET per object
+    task = imports.task()
+    assert task.source is not None and task.source.complete and task.item_count == 50
+    # With a clock that says each range takes 10 s, a deadline 45 s away leaves time for two
+    # ranges: after the second, the next (10 s, twice over for safety) would not fit.
+    clock = iter(float(n) for n in range(0, 10_000, 5))
+    timed = ImportSplitter(
+        store, imports.objects, imports.steps, imports.chunks, parse_line, 200, 1000, monotonic=lambda: next(clock)
+    )
+    imports.service.create_import(KIND, MODEL, "timed", f"s3://{BUCKET}/p/")
+    assert timed.run(imports.steps.sent.pop(0), deadline=45.0) is StepOutcome.READ
+    (following,) = imports.steps.drain()
+    assert following.obj == 0 and following.offset > 0  # stopped inside the first object
+    task = imports.task("timed")
+    assert task.source is not None and not task.source.complete

@@ -22,8 +22,10 @@ DELETE = "/internal/deletion-tasks"
 
 @pytest.fixture
 def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Steps of 64 KiB, so that each object takes several ranges (4 MiB would read it in one)."""
+    """Ranges of 64 KiB, two a step, so that each object takes several ranges and steps (4 MiB
+    would read it in one)."""
     monkeypatch.setattr(sources, "RANGE_BYTES", 64 * 1024)
+    monkeypatch.setattr(sources, "RANGES_PER_STEP", 2)
     wiring.reset()
 
 

@@ -202,14 +202,18 @@ class MemoryTaskStore:
             return None
         return stored
 
-    def save_source_objects(self, task: Task, objects: list[SourceObject], at: str, next_position: str) -> bool:
+    def save_source_objects(
+        self, task: Task, objects: list[SourceObject], at: str, next_position: str, by: str
+    ) -> bool:
         self._enter("save_source_objects")
         with self._lock:
             stored = self._reading(task, at)
             if stored is None or stored.source is None:
                 return False
             self._sources[(task.kind, task.task_id)] = list(objects)
-            stored.source = replace(stored.source, position=next_position, read_from=at, objects_total=len(objects))
+            stored.source = replace(
+                stored.source, position=next_position, read_from=at, read_by=by, objects_total=len(objects)
+            )
             return True
 
     def source_objects(self, task: Task) -> list[SourceObject]:
@@ -220,7 +224,7 @@ class MemoryTaskStore:
                 raise ChunkNotStored(f"the objects of {task.kind.value} task '{task.task_id}' are not stored")
             return list(objects)
 
-    def append_read(self, task: Task, read: StepRead) -> bool:
+    def append_read(self, task: Task, read: StepRead, by: str) -> bool:
         self._enter("append_read")
         with self._lock:
             stored_chunks = self._chunks.setdefault((task.kind, task.task_id, ORIGINAL_CHUNKS), {})
@@ -233,6 +237,7 @@ class MemoryTaskStore:
                 stored.source,
                 position=read.next_position,
                 read_from=read.step.position,
+                read_by=by,
                 lines_read=stored.source.lines_read + read.lines,
                 objects_read=stored.source.objects_read + read.objects_done,
             )
@@ -375,7 +380,7 @@ class MemoryTaskStore:
 
 class MemoryObjects:
     """An ObjectStore of objects in memory, plain or gzip by their content, as S3ObjectStore
-    reads them; `reads` counts the reads, `gone` makes an object unreadable."""
+    reads them; `reads` counts the objects opened (GETs)."""
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
@@ -397,7 +402,7 @@ class MemoryObjects:
             if b == bucket and key.startswith(key_or_prefix)
         ][: limit + 1]
 
-    def read(self, bucket: str, obj: SourceObject, offset: int, length: int, gzip: bool | None) -> ObjectRead:
+    def open(self, bucket: str, obj: SourceObject, offset: int, gzip: bool | None) -> MemoryReader:
         self.reads += 1
         data = self.objects.get((bucket, obj.key))
         if data is None:
@@ -405,9 +410,22 @@ class MemoryObjects:
         if self._etag(data) != obj.etag:
             raise SourceUnreadable(f"s3://{bucket}/{obj.key} changed after its import started")
         compressed = data[:2] == b"\x1f\x8b"
-        content = gzip_module.decompress(data) if compressed else data
-        piece = content[offset : offset + length]
-        return ObjectRead(piece, offset + len(piece) >= len(content), compressed)
+        return MemoryReader(gzip_module.decompress(data) if compressed else data, offset, compressed)
+
+
+@dataclass
+class MemoryReader:
+    content: bytes
+    offset: int
+    gzip: bool
+
+    def read(self, length: int) -> ObjectRead:
+        piece = self.content[self.offset : self.offset + length]
+        self.offset += len(piece)
+        return ObjectRead(piece, self.offset >= len(self.content))
+
+    def close(self) -> None:
+        pass
 
 
 class MemoryImportQueue:
@@ -476,6 +494,7 @@ class MemoryTransitions:
                         stored.source,
                         position=FIRST_POSITION,
                         read_from=None,
+                        read_by=None,
                         objects_total=None,
                         objects_read=0,
                         lines_read=0,

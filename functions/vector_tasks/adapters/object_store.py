@@ -1,4 +1,5 @@
-"""Reading an import's objects from S3: listing, ranged GETs, gzip decompressed as it streams."""
+"""Reading an import's objects from S3: listing, and one streaming GET per object and step
+(ranged for a plain object; gzip decompressed as it streams)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from vector_tasks.domain.sources import ObjectRead, SourceObject, SourceUnreadable
+from vector_tasks.domain.sources import ObjectRead, ObjectReader, SourceObject, SourceUnreadable
 
 _GZIP_MAGIC = b"\x1f\x8b"
 # Bytes taken from the body stream, and produced by the decompressor, at a time.
@@ -63,48 +64,110 @@ class S3ObjectStore:
             raise _unreadable(exc, where) from exc
         return found[: limit + 1]
 
-    def read(self, bucket: str, obj: SourceObject, offset: int, length: int, gzip: bool | None) -> ObjectRead:
+    def open(self, bucket: str, obj: SourceObject, offset: int, gzip: bool | None) -> ObjectReader:
+        """One GET, read as a stream: from `offset` (a ranged GET) for a plain object; from
+        the start for a gzip one (a gzip stream cannot be entered in the middle), decompressed
+        and dropped up to `offset`. `If-Match` on the listed ETag: a rewritten object is not
+        read. Whether it is gzip is told by its first bytes when `gzip` is None."""
         where = f"s3://{bucket}/{obj.key}"
+        if gzip is False and offset >= obj.size:
+            return _PlainReader(None, b"", where)
+        arguments: dict[str, Any] = {"Bucket": bucket, "Key": obj.key, "IfMatch": obj.etag}
+        if gzip is False:
+            arguments["Range"] = f"bytes={offset}-"
         try:
-            if gzip:
-                return self._read_gzip(bucket, obj, offset, length, where)
-            if obj.size == 0 or offset >= obj.size:
-                return ObjectRead(b"", True, False)
-            end = min(offset + length, obj.size) - 1
-            response = self._client.get_object(
-                Bucket=bucket, Key=obj.key, IfMatch=obj.etag, Range=f"bytes={offset}-{end}"
-            )
-            data = response["Body"].read()
+            body = self._client.get_object(**arguments)["Body"] if obj.size else None
         except ClientError as exc:
             raise _unreadable(exc, where) from exc
-        if gzip is None and data.startswith(_GZIP_MAGIC):
-            return self.read(bucket, obj, offset, length, True)
-        return ObjectRead(data, offset + len(data) >= obj.size, False)
+        first = _next_piece(body, where) if body is not None and gzip is not True else b""
+        if gzip is True or (gzip is None and first.startswith(_GZIP_MAGIC)):
+            return _GzipReader(body, first, offset, where)
+        return _PlainReader(body, first, where)
 
-    def _read_gzip(self, bucket: str, obj: SourceObject, offset: int, length: int, where: str) -> ObjectRead:
-        """Decompressed bytes [offset, offset + length): the object streamed from its start (a
-        gzip stream cannot be entered in the middle), at most a piece of it in memory at once.
-        Concatenated gzip members are read as one stream, as gzip -d does."""
-        body = self._client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)["Body"]
-        decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        skipped, out = 0, bytearray()
+
+def _next_piece(body: Any, where: str) -> bytes:
+    """The next piece of the body; a read that breaks off raises as it is (the step is
+    delivered again), unlike an object that cannot be read at all (SourceUnreadable)."""
+    piece: bytes = body.read(_STREAM_PIECE)
+    return piece
+
+
+class _PlainReader:
+    gzip = False
+
+    def __init__(self, body: Any, first: bytes, where: str) -> None:
+        self._body, self._buffer, self._where = body, bytearray(first), where
+        self._ended = body is None or not first
+
+    def _fill(self, length: int) -> None:
+        while len(self._buffer) < length and not self._ended:
+            piece = _next_piece(self._body, self._where)
+            self._buffer += piece
+            self._ended = not piece
+
+    def read(self, length: int) -> ObjectRead:
+        self._fill(length + 1)  # one byte more: whether these are the last
+        data = bytes(self._buffer[:length])
+        del self._buffer[:length]
+        return ObjectRead(data, at_end=self._ended and not self._buffer)
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()
+
+
+class _GzipReader:
+    """The decompressed content of a gzip stream from `offset`, at most a piece of compressed
+    and a piece of decompressed bytes held at once. Concatenated members are read as one
+    stream, as gzip -d does."""
+
+    gzip = True
+
+    def __init__(self, body: Any, first: bytes, offset: int, where: str) -> None:
+        self._body, self._where = body, where
+        self._pending = first  # compressed bytes not yet given to the decompressor
+        self._decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        self._in_member = False  # part of a member was given to the decompressor
+        self._buffer = bytearray()
+        self._ended = body is None
+        skipped = 0
+        while skipped < offset and self._produce():
+            drop = min(offset - skipped, len(self._buffer))
+            del self._buffer[:drop]
+            skipped += drop
+
+    def _produce(self) -> bool:
+        """More decompressed bytes into the buffer; False at the end of the stream."""
         try:
-            for piece in body.iter_chunks(_STREAM_PIECE):
-                pending = piece
-                while pending:
-                    produced = decompressor.decompress(pending, _STREAM_PIECE)
-                    pending = decompressor.unconsumed_tail
-                    if decompressor.eof:  # the end of one member: the next may follow
-                        pending = decompressor.unused_data + pending
-                        decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
-                    if skipped < offset:
-                        drop = min(offset - skipped, len(produced))
-                        skipped, produced = skipped + drop, produced[drop:]
-                    out += produced
-                    if len(out) > length:
-                        body.close()
-                        return ObjectRead(bytes(out[:length]), False, True)
-            out += decompressor.flush()
+            while not self._ended:
+                if not self._pending:
+                    self._pending = _next_piece(self._body, self._where)
+                    if not self._pending:
+                        self._ended = True
+                        if self._in_member:
+                            raise SourceUnreadable(f"{self._where} is not valid gzip (it ends inside a member)")
+                        return False
+                out = self._decompressor.decompress(self._pending, _STREAM_PIECE)
+                self._in_member = True
+                self._pending = self._decompressor.unconsumed_tail
+                if self._decompressor.eof:  # the end of one member: the next may follow
+                    self._pending = self._decompressor.unused_data + self._pending
+                    self._decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                    self._in_member = False
+                if out:
+                    self._buffer += out
+                    return True
         except zlib.error as exc:
-            raise SourceUnreadable(f"{where} is not valid gzip ({exc})") from exc
-        return ObjectRead(bytes(out[:length]), len(out) <= length, True)
+            raise SourceUnreadable(f"{self._where} is not valid gzip ({exc})") from exc
+        return False
+
+    def read(self, length: int) -> ObjectRead:
+        while len(self._buffer) <= length and self._produce():  # one byte more: whether these are the last
+            pass
+        data = bytes(self._buffer[:length])
+        del self._buffer[:length]
+        return ObjectRead(data, at_end=self._ended and not self._buffer)
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()

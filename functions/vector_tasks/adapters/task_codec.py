@@ -120,6 +120,7 @@ def source_attributes(source: ImportSource) -> dict[str, Any]:
         "source_lines_read": source.lines_read,
         "read_position": source.position,
         "read_from": source.read_from,
+        "read_by": source.read_by,
     }
 
 
@@ -134,6 +135,7 @@ def _source_from(item: dict[str, Any]) -> ImportSource | None:
         lines_read=int(item.get("source_lines_read", 0)),
         position=str(item.get("read_position") or ""),
         read_from=item.get("read_from"),
+        read_by=item.get("read_by"),
     )
 
 

@@ -478,7 +478,9 @@ class DynamoTaskStore:
             },
         )
 
-    def save_source_objects(self, task: Task, objects: list[SourceObject], at: str, next_position: str) -> bool:
+    def save_source_objects(
+        self, task: Task, objects: list[SourceObject], at: str, next_position: str, by: str
+    ) -> bool:
         """One transaction: the SOURCE item (the objects, compressed) and the task's position."""
         pk = task_pk(task.kind, task.task_id)
         condition, values = self._reading_condition(task, at)
@@ -489,10 +491,11 @@ class DynamoTaskStore:
                 "Update": {
                     "TableName": self._table_name,
                     "Key": {"pk": pk, "sk": TASK_SK},
-                    "UpdateExpression": "SET read_position = :next, read_from = :at, source_objects_total = :n",
+                    "UpdateExpression": "SET read_position = :next, read_from = :at, read_by = :by, "
+                    "source_objects_total = :n",
                     "ConditionExpression": condition,
                     "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {**values, ":next": next_position, ":n": len(objects)},
+                    "ExpressionAttributeValues": {**values, ":next": next_position, ":n": len(objects), ":by": by},
                 }
             },
         ]
@@ -512,7 +515,7 @@ class DynamoTaskStore:
             raise ChunkNotStored(f"the objects of {task.kind.value} task '{task.task_id}' are not stored")
         return [SourceObject(key, etag, int(size)) for key, etag, size in unpack(response["Item"]["objects"])]
 
-    def append_read(self, task: Task, read: StepRead) -> bool:
+    def append_read(self, task: Task, read: StepRead, by: str) -> bool:
         """The chunks first (a rewrite of the same chunks if this step is a duplicate), then the
         task's counts and position in one conditional update."""
         expires_at = self._retention.items_expire_at(utc_now())
@@ -528,12 +531,13 @@ class DynamoTaskStore:
                 ":items": read.items,
                 ":lines": read.lines,
                 ":objects": read.objects_done,
+                ":by": by,
             }
         )
         try:
             self._table.update_item(
                 Key={"pk": task_pk(task.kind, task.task_id), "sk": TASK_SK},
-                UpdateExpression="SET read_position = :next, read_from = :at, updated_at = :now "
+                UpdateExpression="SET read_position = :next, read_from = :at, read_by = :by, updated_at = :now "
                 "ADD chunk_count :chunks, original_chunk_count :chunks, item_count :items, "
                 "original_item_count :items, source_lines_read :lines, source_objects_read :objects",
                 ConditionExpression=condition,

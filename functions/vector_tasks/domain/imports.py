@@ -1,26 +1,32 @@
 """Import by reference: a task's items read from objects in S3, a bounded range at a time.
 
-A create with `source.s3_uri` stores the task with no items and queues its first step. Each
-step is one message of the import queue, handled by the splitter:
+A create with `source.s3_uri` stores the task with no items and queues its first step, a
+message of the import queue naming the task's read position. The splitter takes one step per
+invocation:
 
-- the first lists the objects (one, or every object under a prefix) and stores them with their
-  ETags, once;
-- each next one reads at most `range_bytes` of one object from a byte offset (a ranged GET; a
-  gzip object is decompressed from its start and read past the offset), cuts at the last line
-  end, turns the lines into chunks (a line that is not a valid item becomes an entry that the
-  worker records as that item's failure), stores them and adds them to the task in one
-  conditional write on the task's read position, then queues the chunks and the step after it.
+- at the first position it lists the objects (one, or every object under a prefix) and stores
+  them with their ETags, once;
+- then it reads on from the position, one range (`range_bytes`) at a time, through the objects
+  in order: each range is cut at its last line end (the rest is carried into the next), its
+  lines become chunks (a line that is not a valid item becomes an entry the worker records as
+  that item's failure), and the chunks are stored and added to the task's counts in one write
+  conditioned on the task's read position, which moves on; then they are queued for the
+  workers. After at most `ranges_per_step` ranges, or when the invocation's time runs short,
+  it queues the step at the position reached. One GET is streamed per object and step (a gzip
+  object is decompressed from its start and dropped up to the position).
 
-So memory stays bounded by one range whatever the objects' sizes, and a step delivered twice
-counts nothing twice: its write is conditioned on the position it starts from. A step whose
-write landed but whose messages did not go (the splitter died in between) is recognised on
-redelivery (the task's `read_from` is its position) and sends them again; the reconciler
-resends the step at a stalled task's position.
+So memory stays bounded by a range whatever the objects' sizes, and a step delivered twice
+counts nothing twice: each write is conditioned on the position it starts from, and the
+duplicate that loses stops. The task remembers which step's invocation wrote last
+(`read_by`) and where its last range started (`read_from`): a step delivered again after its
+invocation died (or lost a send) sends that range's chunks again and reads on from the task's
+position. The reconciler sends the step at a stalled task's position.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -45,8 +51,9 @@ from vector_tasks.domain.sources import (
     MAX_OBJECTS_PER_IMPORT,
     ImportQueue,
     ImportStep,
-    ObjectRead,
+    ObjectReader,
     ObjectStore,
+    SourceObject,
     SourceUnreadable,
     StepRead,
     parse_s3_uri,
@@ -54,8 +61,7 @@ from vector_tasks.domain.sources import (
 
 
 class StepOutcome(enum.StrEnum):
-    LISTED = "listed"
-    READ = "read"
+    READ = "read"  # listed and read on; the next step is queued, or the source is read to its end
     RESENT = "resent"  # redelivered after its write: the messages it owed went out again
     STALE = "stale"  # the task is past this step (a duplicate) or at another attempt
     TASK_GONE = "task_gone"
@@ -68,22 +74,23 @@ LineParser = Callable[[TaskKind, bytes], Item]
 
 
 def _cut_lines(
-    kind: TaskKind, got: ObjectRead, step: ImportStep, where: str, range_bytes: int, parse: LineParser
+    kind: TaskKind, data: bytes, at_end: bool, step: ImportStep, where: str, range_bytes: int, parse: LineParser
 ) -> tuple[list[Item], int, int, int, bool]:
-    """The entries of the whole lines in `got`, the lines they are, the bytes consumed (up to the
-    last line end, or all at the object's end), the next line's number, and whether a line
-    longer than a range is still being skipped."""
-    data, line, skipping, pos = got.data, step.line, step.skipping, 0
+    """The entries of the whole lines in `data` (read from `step`'s position; `at_end`: to the
+    object's end), the lines they are, the bytes consumed (up to the last line end, or all at
+    the object's end), the next line's number, and whether a line longer than a range is still
+    being skipped."""
+    line, skipping, pos = step.line, step.skipping, 0
     entries: list[Item] = []
     lines = 0
     if skipping:  # the rest of a line longer than a range, already counted as invalid
         end = data.find(b"\n")
         if end < 0:
-            return [], 0, len(data), line, not got.at_end
+            return [], 0, len(data), line, not at_end
         pos, skipping, line = end + 1, False, line + 1
     body = data[pos:]
-    cut = len(body) if got.at_end else body.rfind(b"\n") + 1
-    if cut == 0 and pos == 0 and body and not got.at_end:
+    cut = len(body) if at_end else body.rfind(b"\n") + 1
+    if cut == 0 and pos == 0 and body and not at_end:
         # No line end in a whole range: the line cannot be an item (MAX_ITEM_BYTES is less).
         entries.append(invalid_line(f"{where}:{line}", f"{where} line {line}: longer than {range_bytes} bytes"))
         return entries, 1, len(data), line, True
@@ -132,16 +139,22 @@ class ImportSplitter:
         chunks: WorkQueue,
         parse_line: LineParser,
         range_bytes: int | None = None,
+        ranges_per_step: int | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`range_bytes`: read per step (RANGE_BYTES when None, as this module has it then)."""
+        """`range_bytes`, `ranges_per_step`: RANGE_BYTES and RANGES_PER_STEP when None (as the
+        sources module has them then); `monotonic` tells the time left (tests inject it)."""
         self._store = store
         self._objects = objects
         self._steps = steps
         self._chunks = chunks
         self._parse = parse_line
         self._range = range_bytes or sources.RANGE_BYTES
+        self._ranges_per_step = ranges_per_step or sources.RANGES_PER_STEP
+        self._monotonic = monotonic
 
-    def run(self, step: ImportStep) -> StepOutcome:
+    def run(self, step: ImportStep, deadline: float = float("inf")) -> StepOutcome:
+        """Take `step`; read on while ranges are left to read within `deadline` (monotonic)."""
         task = self._store.get_task(step.kind, step.task_id)
         if task is None:
             return StepOutcome.TASK_GONE
@@ -150,27 +163,35 @@ class ImportSplitter:
         if task.status not in (TaskStatus.PENDING, TaskStatus.RUNNING):
             return StepOutcome.NOT_RUNNING
         source = task.source
+        outcome = StepOutcome.READ
         if source.position != step.position:
-            if source.read_from == step.position:
-                following = (
-                    None if source.complete else ImportStep.at(step.kind, step.task_id, step.attempt, source.position)
-                )
-                end = following.chunk if following is not None else task.chunk_count
-                self._send_after(task, step, following, end - step.chunk)
+            if source.read_by != step.position or source.read_from is None:
+                return StepOutcome.STALE
+            # This step's invocation wrote, then died or lost a send: what its last range owed.
+            last = ImportStep.at(step.kind, step.task_id, step.attempt, source.read_from)
+            following = (
+                None if source.complete else ImportStep.at(step.kind, step.task_id, step.attempt, source.position)
+            )
+            if last.obj >= 0:
+                self._send_chunks(task, last.chunk, (following.chunk if following else task.chunk_count) - last.chunk)
+            if following is None:
+                self._finish(task)
                 return StepOutcome.RESENT
-            return StepOutcome.STALE
+            outcome, start = StepOutcome.RESENT, following
+        else:
+            start = step
         try:
-            if step.obj < 0:
-                return self._list(task, source, step)
-            return self._read(task, source, step)
+            return self._read_on(task, source, start, step.position, deadline) or outcome
         except SourceUnreadable as exc:
             self._fail(task, f"The source could not be read: {exc.reason}")
             return StepOutcome.TASK_FAILED
 
     def give_up(self, step: ImportStep, reason: str) -> StepOutcome:
-        """Fail the task of a step that failed on every delivery, if it is still at that step."""
+        """Fail the task of a step that failed on every delivery, unless reading went on since."""
         task = self._store.get_task(step.kind, step.task_id)
-        if task is None or task.attempt != step.attempt or task.source is None or task.source.position != step.position:
+        if task is None or task.attempt != step.attempt or task.source is None:
+            return StepOutcome.STALE
+        if step.position not in (task.source.position, task.source.read_by):
             return StepOutcome.STALE
         self._fail(task, f"The source could not be read: {reason}")
         return StepOutcome.TASK_FAILED
@@ -184,57 +205,83 @@ class ImportSplitter:
             error=without_internals(error),
         )
 
-    def _list(self, task: Task, source: ImportSource, step: ImportStep) -> StepOutcome:
+    def _read_on(
+        self, task: Task, source: ImportSource, step: ImportStep, by: str, deadline: float
+    ) -> StepOutcome | None:
+        """List (at the first position), then read ranges from `step` on, each committed as
+        `by`'s; None when this invocation read what it could and queued the next step."""
         bucket, key = parse_s3_uri(source.uri)
+        if step.obj < 0:
+            objects = self._list(bucket, key, source.uri)
+            first = replace(step, obj=0)
+            if not self._store.save_source_objects(task, objects, step.position, first.position, by):
+                return StepOutcome.STALE
+            step = first
+        else:
+            objects = self._store.source_objects(task)
+        reader: ObjectReader | None = None
+        carry = b""  # the start of a line the last range ended in
+        longest = 0.0
+        try:
+            for _ in range(self._ranges_per_step):
+                started = self._monotonic()
+                obj = objects[step.obj]
+                if reader is None:
+                    reader = self._objects.open(bucket, obj, step.offset, step.gzip)
+                    carry = b""
+                got = reader.read(self._range - len(carry))
+                data = carry + got.data
+                entries, lines, consumed, line, skipping = _cut_lines(
+                    task.kind, data, got.at_end, step, f"s3://{bucket}/{obj.key}", self._range, self._parse
+                )
+                carry = data[consumed:]
+                following: ImportStep | None
+                if not got.at_end:
+                    following = replace(
+                        step, offset=step.offset + consumed, line=line, gzip=reader.gzip, skipping=skipping
+                    )
+                elif step.obj + 1 < len(objects):
+                    following = replace(step, obj=step.obj + 1, offset=0, line=1, gzip=None, skipping=False)
+                else:
+                    following = None
+                chunks = split_into_chunks(entries)
+                if following is not None:
+                    following = replace(following, chunk=step.chunk + len(chunks))
+                read = StepRead(step, chunks, lines, 1 if got.at_end else 0, following)
+                if not self._store.append_read(task, read, by):
+                    return StepOutcome.STALE  # another delivery of the step is reading: it goes on
+                self._send_chunks(task, step.chunk, len(chunks))
+                if following is None:
+                    self._finish(task)
+                    return None
+                if following.obj != step.obj:
+                    reader.close()
+                    reader = None
+                step = following
+                longest = max(longest, self._monotonic() - started)
+                if self._monotonic() + 2 * longest > deadline:
+                    break
+        finally:
+            if reader is not None:
+                reader.close()
+        self._steps.send_steps([step])
+        return None
+
+    def _list(self, bucket: str, key: str, uri: str) -> list[SourceObject]:
         objects = self._objects.list_objects(bucket, key, MAX_OBJECTS_PER_IMPORT)
         if not objects:
-            raise SourceUnreadable(f"no object is named {source.uri} or stored under it")
+            raise SourceUnreadable(f"no object is named {uri} or stored under it")
         if len(objects) > MAX_OBJECTS_PER_IMPORT:
             raise SourceUnreadable(
-                f"more than {MAX_OBJECTS_PER_IMPORT} objects are stored under {source.uri}; "
+                f"more than {MAX_OBJECTS_PER_IMPORT} objects are stored under {uri}; "
                 "import them in tasks of a narrower prefix each"
             )
-        following = replace(step, obj=0)
-        if not self._store.save_source_objects(task, objects, step.position, following.position):
-            return StepOutcome.STALE
-        self._send_after(task, step, following, 0)
-        return StepOutcome.LISTED
+        return objects
 
-    def _read(self, task: Task, source: ImportSource, step: ImportStep) -> StepOutcome:
-        bucket, _ = parse_s3_uri(source.uri)
-        objects = self._store.source_objects(task)
-        obj = objects[step.obj]
-        got = self._objects.read(bucket, obj, step.offset, self._range, step.gzip)
-        entries, lines, consumed, line, skipping = _cut_lines(
-            task.kind, got, step, f"s3://{bucket}/{obj.key}", self._range, self._parse
-        )
-        following: ImportStep | None
-        if not got.at_end:
-            following = replace(step, offset=step.offset + consumed, line=line, gzip=got.gzip, skipping=skipping)
-        elif step.obj + 1 < len(objects):
-            following = replace(step, obj=step.obj + 1, offset=0, line=1, gzip=None, skipping=False)
-        else:
-            following = None
-        chunks = split_into_chunks(entries)
-        if following is not None:
-            following = replace(following, chunk=step.chunk + len(chunks))
-        result = StepRead(step, chunks, lines, 1 if got.at_end else 0, following)
-        if not self._store.append_read(task, result):
-            return StepOutcome.STALE
-        self._send_after(task, step, following, len(chunks))
-        return StepOutcome.READ
-
-    def _send_after(self, task: Task, step: ImportStep, following: ImportStep | None, chunks: int) -> None:
-        """What a step owes once its write landed: its `chunks` to the workers, then the next
-        step, or, after the last, the end of the task if every chunk is already recorded."""
+    def _send_chunks(self, task: Task, first: int, count: int) -> None:
         self._chunks.send(
-            ChunkRef(task.kind, task.task_id, task.attempt, n, ORIGINAL_CHUNKS)
-            for n in range(step.chunk, step.chunk + chunks)
+            ChunkRef(task.kind, task.task_id, task.attempt, n, ORIGINAL_CHUNKS) for n in range(first, first + count)
         )
-        if following is not None:
-            self._steps.send_steps([following])
-            return
-        self._finish(task)
 
     def _finish(self, task: Task) -> None:
         """Reading is complete: a task whose chunks are all recorded (or that has none) ends now,

@@ -133,8 +133,9 @@ class Progress:
 @dataclass
 class ImportSource:
     """Where an imported task's items come from (`source.s3_uri` of the create) and how far
-    reading them has gone. `position` is where the next read goes on (`ImportStep.position`),
-    `read_from` where the last one started; READ_COMPLETE once every object was read."""
+    reading them has gone. `position` is where reading goes on (`ImportStep.position`),
+    READ_COMPLETE once every object was read; `read_from` where the last range written
+    started, and `read_by` the position of the step whose invocation wrote it."""
 
     uri: str
     objects_total: int | None = None  # None until the objects are listed
@@ -142,6 +143,7 @@ class ImportSource:
     lines_read: int = 0
     position: str = ""
     read_from: str | None = None
+    read_by: str | None = None
 
     @property
     def complete(self) -> bool:

@@ -73,16 +73,20 @@ class TaskStore(Protocol):
     def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool: ...
 
     # -- imports -----------------------------------------------------------------------------
-    def save_source_objects(self, task: Task, objects: list[SourceObject], at: str, next_position: str) -> bool:
+    def save_source_objects(
+        self, task: Task, objects: list[SourceObject], at: str, next_position: str, by: str
+    ) -> bool:
         """Store an import's listed objects and move its read position from `at` to
-        `next_position`, if the task is still there in its attempt and unfinished; else False."""
+        `next_position` (written by step `by`), if the task is still at `at` in its attempt and
+        unfinished; else False."""
         ...
 
     def source_objects(self, task: Task) -> list[SourceObject]: ...
-    def append_read(self, task: Task, read: StepRead) -> bool:
+    def append_read(self, task: Task, read: StepRead, by: str) -> bool:
         """Store `read.chunks` as the task's chunks from number `read.step.chunk` on and, if the
         task is still at `read.step.position` in its attempt and unfinished, add them to its
-        counts and move its read position on (`read_from` := the step's); else False."""
+        counts and move its read position on (`read_from` := that position, `read_by` := `by`,
+        the step whose invocation read them); else False."""
         ...
 
     # -- the reconciler's view -------------------------------------------------------------

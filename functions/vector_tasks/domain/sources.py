@@ -12,8 +12,14 @@ from vector_tasks.domain.model import READ_COMPLETE, Item, TaskKind
 S3_SCHEME = "s3://"
 # At most this many objects under one prefix: their keys and ETags are stored in one item.
 MAX_OBJECTS_PER_IMPORT = 1_000
-# Bytes read per step: about 1,000 items of 384-d vectors, or 40,000 short texts.
+# Bytes read, cut into lines and committed at a time: about 1,000 items of 384-d vectors, or
+# 40,000 short texts. What a splitter holds in memory is about ten times this.
 RANGE_BYTES = 4 * 1024 * 1024
+# Ranges one invocation reads at most (while its time lasts) before it queues the next step:
+# 256 MiB, so that imports queued beside it get their turn, and a gzip object (which a new
+# invocation must decompress again from its start up to where reading goes on) is entered
+# once per 256 MiB rather than once per range.
+RANGES_PER_STEP = 64
 
 
 class ImportNotAllowed(DomainError):
@@ -69,12 +75,24 @@ class SourceObject:
 
 @dataclass(frozen=True)
 class ObjectRead:
-    """Bytes of an object from an offset of its content (decompressed, for gzip); `at_end` when
-    they reach its end; `gzip` whether the object is gzip-compressed."""
+    """The next bytes of an object's content (decompressed, for gzip); `at_end` when they reach
+    its end."""
 
     data: bytes
     at_end: bool
+
+
+class ObjectReader(Protocol):
+    """An object's content from an offset, read on in order; `gzip` whether it is compressed."""
+
     gzip: bool
+
+    def read(self, length: int) -> ObjectRead:
+        """The next bytes, `length` of them unless the object ends first; SourceUnreadable if
+        they cannot be read."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class ObjectStore(Protocol):
@@ -83,9 +101,9 @@ class ObjectStore(Protocol):
         under it (so that the caller can tell there are more); SourceUnreadable if it cannot."""
         ...
 
-    def read(self, bucket: str, obj: SourceObject, offset: int, length: int, gzip: bool | None) -> ObjectRead:
-        """At most `length` bytes from `offset`, if the object still has `obj.etag`; `gzip`
-        None: not known yet (offset 0), told by the content. SourceUnreadable if it cannot."""
+    def open(self, bucket: str, obj: SourceObject, offset: int, gzip: bool | None) -> ObjectReader:
+        """`obj`'s content from `offset` on, if the object still has `obj.etag`; `gzip` None:
+        not known yet (offset 0), told by the content. SourceUnreadable if it cannot."""
         ...
 
 

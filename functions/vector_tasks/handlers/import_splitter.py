@@ -3,6 +3,7 @@ queue (domain/imports.py): list its objects, or read one range of one object int
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -18,15 +19,18 @@ from vector_tasks.wiring import import_splitter
 # fails its task with the error, rather than leaving it to wait for a step that never comes.
 GIVE_UP_AFTER_RECEIVES = 5
 
+# Time kept back from the invocation's budget to queue the next step and answer SQS.
+_SAFETY_MARGIN_SECONDS = 20.0
+
 _processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def _handle(record: SQSRecord) -> str:
+def _handle(record: SQSRecord, deadline: float) -> str:
     step = ImportStepMessage.model_validate_json(record.body).step()
     keys = {"task_id": step.task_id, "kind": step.kind.value, "attempt": step.attempt, "position": step.position}
     logger.append_keys(**keys)
     try:
-        outcome = import_splitter().run(step)
+        outcome = import_splitter().run(step, deadline)
         logger.info("Import step handled", extra={"outcome": outcome})
         return outcome
     except Exception as exc:
@@ -44,4 +48,8 @@ def _handle(record: SQSRecord) -> str:
 @traced
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=_handle, processor=_processor, context=context)
+    # Reading stops (and queues the next step) while a range's time is still left before this.
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - _SAFETY_MARGIN_SECONDS
+    return process_partial_response(
+        event=event, record_handler=lambda record: _handle(record, deadline), processor=_processor, context=context
+    )
