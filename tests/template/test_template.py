@@ -206,6 +206,8 @@ ALARMED = {
     "WorkQueueBacklogAlarm": ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
     "WorkerErrorsAlarm": ("AWS/Lambda", "Errors"),
     "WorkerThrottlesAlarm": ("AWS/Lambda", "Throttles"),
+    "ImportDeadLetterQueueNotEmptyAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    "ImportSplitterErrorsAlarm": ("AWS/Lambda", "Errors"),
     "ApiServerErrorRateAlarm": ("AWS/ApiGateway", "5XXError"),
     "ApiLatencyAlarm": ("AWS/ApiGateway", "Latency"),
     "CancelTaskFailuresAlarm": ("AWS/States", "ExecutionsFailed"),

@@ -25,6 +25,8 @@ SCHEMAS = OPENAPI["components"]["schemas"]
 # Each client model and the schema it stands for.
 MODELS: dict[type[BaseModel], str] = {
     models.DataItem: "DataItem",
+    models.ImportSourceIn: "ImportSourceIn",
+    models.SourceOut: "SourceOut",
     models.CreateUpsertionTaskRequest: "CreateUpsertionTaskRequest",
     models.CreateDeletionTaskRequest: "CreateDeletionTaskRequest",
     models.Progress: "ProgressOut",
@@ -38,7 +40,7 @@ MODELS: dict[type[BaseModel], str] = {
     models.ErrorResponse: "ErrorResponse",
     models.GatewayMessage: "GatewayMessage",
 }
-PROSE = {"title", "description", "default"}
+PROSE = {"title", "description", "default", "examples"}
 
 
 def _shape(schema: Any, definitions: dict[str, Any]) -> Any:
@@ -77,7 +79,7 @@ def test_the_clients_routes_are_the_documented_routes_with_their_methods() -> No
     assert {(path, op.method) for path, op in OPERATIONS.items()} == documented
     for kind in Kind:
         request = SCHEMAS[f"Create{kind.value.title()}TaskRequest"]
-        assert kind.items_field in request["required"]
+        assert {"required": [kind.items_field]} in request["oneOf"]  # the items, or a source
 
 
 def test_the_query_parameters_the_client_sends_are_documented_and_the_required_ones_sent() -> None:

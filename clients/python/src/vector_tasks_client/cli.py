@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import heapq
 import json
 import logging
@@ -232,11 +233,34 @@ def cmd_submit(args: argparse.Namespace, io: Io) -> ExitCode:
     return watch(tasks, task_ids, args.timeout, io, args.file)
 
 
+def import_task_id(prefix: str, kind: Kind, model: str, s3_uri: str) -> str:
+    """PREFIX-import-DIGEST: the same import again (kind, model, source) is the same task."""
+    digest = hashlib.sha256(f"{kind}\n{model}\n{s3_uri}".encode()).hexdigest()[:16]
+    return f"{prefix}-import-{digest}"
+
+
+def cmd_import(args: argparse.Namespace, io: Io) -> ExitCode:
+    kind = _kind(args)
+    task_id = args.task_id or import_task_id(args.task_prefix, kind, args.model, args.s3_uri)
+    tasks = _client(args, io).kind(kind)
+    task = tasks.import_from(args.model, args.s3_uri, task_id)
+    io.out(f"{kind} task {task.id}: importing {args.s3_uri} ({task.status})")
+    if not args.wait:
+        io.err(f"Follow it: vector-tasks status --kind {kind} --wait {task.id}")
+        return ExitCode.DONE
+    return watch(tasks, [task.id], args.timeout, io, None)
+
+
 def _show(task: UpsertionTask | DeletionTask, kind: Kind, io: Io) -> None:
     io.out(f"{kind} task {task.id}: {task.status} (attempt {task.attempt})")
     io.out(f"  model     {task.embedding_model_id}")
     io.out(f"  progress  {_progress_line(task)}, {task.progress.pending:,} pending")
     io.out(f"  created   {task.created_at:%Y-%m-%d %H:%M:%SZ}, updated {task.updated_at:%Y-%m-%d %H:%M:%SZ}")
+    if task.source is not None:
+        read = task.source
+        total = "?" if read.objects_total is None else f"{read.objects_total:,}"
+        state = "read to its end" if read.complete else "reading"
+        io.out(f"  source    {read.s3_uri}: {read.objects_read:,}/{total} objects, {read.lines_read:,} lines, {state}")
     if task.error:
         io.out(f"  error     {task.error}")
     for failure in task.failures:
@@ -490,6 +514,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PREFIX",
         help=f"of the task ids ({DEFAULT_PREFIX})",
     )
+
+    imported = command(
+        "import",
+        cmd_import,
+        "import a task's items from S3",
+        description="Create one task that reads its items from S3_URI: s3://bucket/key (one object) or\n"
+        "s3://bucket/prefix/ (every object under it), JSON Lines as `submit` takes, gzip allowed.\n"
+        "The bucket must be one the service may read (its ImportBuckets parameter).\n\n"
+        "The task id is derived from the kind, the model and the URI (PREFIX-import-DIGEST) unless\n"
+        "--task-id names one: the same command again shows the same task instead of a new one.",
+    )
+    imported.add_argument("s3_uri", metavar="S3_URI", help="s3://bucket/key or s3://bucket/prefix/")
+    imported.add_argument("--model", required=True, help="the embedding model whose index the task writes to")
+    imported.add_argument("--task-id", help="the task's id (default: derived from the kind, model and URI)")
+    imported.add_argument(
+        "--task-prefix",
+        default=DEFAULT_PREFIX,
+        type=_prefix,
+        metavar="PREFIX",
+        help=f"of the task id ({DEFAULT_PREFIX})",
+    )
+    _kind_option(imported)
+    _wait_options(imported, "wait until the task is finished")
 
     status = command("status", cmd_status, "show tasks: status, progress, first failures")
     status.add_argument("task_ids", nargs="+", metavar="TASK")

@@ -27,6 +27,7 @@ from vector_tasks_client.models import (
     CreateUpsertionTaskRequest,
     DataItem,
     DeletionTask,
+    ImportSourceIn,
     ItemFailure,
     RestartScope,
     TaskList,
@@ -245,10 +246,33 @@ class UpsertionTasks(TaskKindClient[UpsertionTask]):
             )
         )
 
+    def import_from(self, embedding_model_id: str, s3_uri: str, task_id: str | None = None) -> UpsertionTask:
+        """Create a task that embeds the items read from `s3_uri` (JSON Lines, one item per line;
+        gzip allowed): one object, or every object under a prefix (README, "Import from S3").
+        It answers at once; `wait` follows it while the source is read (its `source` block)."""
+        return self._create(
+            CreateUpsertionTaskRequest(
+                embedding_model_id=embedding_model_id,
+                task_id=task_id or new_task_id(),
+                source=ImportSourceIn(s3_uri=s3_uri),
+            )
+        )
+
 
 class DeletionTasks(TaskKindClient[DeletionTask]):
     kind = Kind.DELETION
     task_model = DeletionTask
+
+    def import_from(self, embedding_model_id: str, s3_uri: str, task_id: str | None = None) -> DeletionTask:
+        """Create a task that removes the object ids read from `s3_uri` (JSON Lines, one id per
+        line; gzip allowed): one object, or every object under a prefix."""
+        return self._create(
+            CreateDeletionTaskRequest(
+                embedding_model_id=embedding_model_id,
+                task_id=task_id or new_task_id(),
+                source=ImportSourceIn(s3_uri=s3_uri),
+            )
+        )
 
     def create(self, embedding_model_id: str, object_ids: Sequence[str], task_id: str | None = None) -> DeletionTask:
         """Create a task that removes `object_ids` from the model's index (task_id: as upsertion's)."""

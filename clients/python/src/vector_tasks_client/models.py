@@ -63,17 +63,41 @@ class DataItem(_Request):
     item_info: dict[str, Any] | None = None
 
 
+# S3's bucket naming rules, then the key or prefix (the service's ImportSourceIn).
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.{0,1024})?$"
+
+
+class ImportSourceIn(_Request):
+    """An import's source: one object (s3://bucket/key) or every object under a prefix."""
+
+    s3_uri: str = Field(pattern=S3_URI_PATTERN, max_length=1100)
+
+
+def _one_of(field: str) -> ConfigDict:
+    """Exactly one of the items and the source, as the service's schema states it."""
+    return ConfigDict(extra="forbid", json_schema_extra={"oneOf": [{"required": [field]}, {"required": ["source"]}]})
+
+
 class CreateUpsertionTaskRequest(_Request):
+    model_config = _one_of("items")
+
     embedding_model_id: EmbeddingModelId
     task_id: TaskId | None = None
-    items: list[DataItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_TASK)
+    source: ImportSourceIn = Field(default=None)  # type: ignore[assignment]
+    items: list[DataItem] = Field(default=None, min_length=1, max_length=MAX_ITEMS_PER_TASK)  # type: ignore[arg-type]
 
 
 class CreateDeletionTaskRequest(_Request):
+    model_config = _one_of("object_ids")
+
     embedding_model_id: EmbeddingModelId
     task_id: TaskId | None = None
+    source: ImportSourceIn = Field(default=None)  # type: ignore[assignment]
     object_ids: list[ObjectId] = Field(
-        min_length=1, max_length=MAX_ITEMS_PER_TASK, json_schema_extra={"uniqueItems": True}
+        default=None,  # type: ignore[arg-type]
+        min_length=1,
+        max_length=MAX_ITEMS_PER_TASK,
+        json_schema_extra={"uniqueItems": True},
     )
 
 
@@ -99,6 +123,16 @@ class ItemFailure(_Response):
     detail: str
 
 
+class SourceOut(_Response):
+    """How far reading an imported task's source has gone; `complete`: progress.total is final."""
+
+    s3_uri: str
+    objects_total: int | None = Field(ge=0)
+    objects_read: int = Field(ge=0)
+    lines_read: int = Field(ge=0)
+    complete: bool
+
+
 class TaskSummary(_Response):
     """A task as listed: everything but the failure list."""
 
@@ -110,6 +144,7 @@ class TaskSummary(_Response):
     progress: Progress
     attempt: int = Field(ge=1)
     error: str | None
+    source: SourceOut | None = None  # imported tasks only
 
 
 class _TaskWithFailures(TaskSummary):
