@@ -85,8 +85,8 @@ run-minilm: minilm ## The local stack from .venv-minilm, so the local-minilm mod
 benchmark: setup ## Ingest throughput on the local stack against a direct _bulk, requests and CPU per 1,000 items, one table with the targets (~3 min)
 	$(BIN)/python -m benchmarks.throughput $(BENCHMARK_ARGS)
 
-benchmark-import: setup ## Import of 200,000 lines from S3 on the local stack: items/s against the inline path, the splitter's peak memory (~3 min)
-	$(BIN)/python -m benchmarks.imports
+benchmark-import: setup ## Import of 200,000 lines from S3 on the local stack: items/s against the inline path, the splitter's peak memory (~5 min)
+	$(BIN)/python -m benchmarks.imports $(BENCHMARK_ARGS)
 
 benchmark-minilm: minilm ## Raw MiniLM encode vs end-to-end upsertion throughput, and their ratio
 	$(MINILM)/bin/python -m benchmarks.minilm_throughput

@@ -79,7 +79,7 @@ def test_the_clients_routes_are_the_documented_routes_with_their_methods() -> No
     assert {(path, op.method) for path, op in OPERATIONS.items()} == documented
     for kind in Kind:
         request = SCHEMAS[f"Create{kind.value.title()}TaskRequest"]
-        assert {"required": [kind.items_field]} in request["oneOf"]  # the items, or a source
+        assert request["else"] == {"required": [kind.items_field]}  # the items, unless a source
 
 
 def test_the_query_parameters_the_client_sends_are_documented_and_the_required_ones_sent() -> None:

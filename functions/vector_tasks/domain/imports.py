@@ -62,7 +62,7 @@ from vector_tasks.domain.sources import (
 
 class StepOutcome(enum.StrEnum):
     READ = "read"  # listed and read on; the next step is queued, or the source is read to its end
-    RESENT = "resent"  # redelivered after its write: the messages it owed went out again
+    RESENT = "resent"  # delivered again after its invocation wrote: what it owed went out, and it read on
     STALE = "stale"  # the task is past this step (a duplicate) or at another attempt
     TASK_GONE = "task_gone"
     NOT_RUNNING = "not_running"  # canceled, failed or done: reading stops

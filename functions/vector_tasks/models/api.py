@@ -79,7 +79,6 @@ class ImportSourceIn(BaseModel):
         max_length=1100,
         description="s3://bucket/key names one object; s3://bucket/prefix every object under the prefix. "
         "JSON Lines, gzip allowed (told by the content): one item, or one object id, per line",
-        examples=["s3://vector-imports/catalog/2026-12-01/"],
     )
 
 
@@ -128,8 +127,10 @@ class DataItem(BaseModel):
 
 
 def _one_of(field: str) -> dict[str, Any]:
-    """The schema's statement of `_items_or_source`: exactly one of the two is given."""
-    return {"oneOf": [{"required": [field]}, {"required": ["source"]}]}
+    """The schema's statement of `_items_or_source`: exactly one of the two is given. As
+    if/then/else rather than a oneOf: client generators (openapi-python-client) make a body
+    whose schema is a oneOf an untyped `Any`, and keep the model with this."""
+    return {"if": {"required": ["source"]}, "then": {"not": {"required": [field]}}, "else": {"required": [field]}}
 
 
 class CreateUpsertionTaskRequest(CreateTaskRequest):

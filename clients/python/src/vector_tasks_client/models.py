@@ -75,7 +75,12 @@ class ImportSourceIn(_Request):
 
 def _one_of(field: str) -> ConfigDict:
     """Exactly one of the items and the source, as the service's schema states it."""
-    return ConfigDict(extra="forbid", json_schema_extra={"oneOf": [{"required": [field]}, {"required": ["source"]}]})
+    exactly_one: dict[str, Any] = {
+        "if": {"required": ["source"]},
+        "then": {"not": {"required": [field]}},
+        "else": {"required": [field]},
+    }
+    return ConfigDict(extra="forbid", json_schema_extra=exactly_one)
 
 
 class CreateUpsertionTaskRequest(_Request):
