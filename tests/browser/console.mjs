@@ -161,11 +161,11 @@ const scenarios = {
     return ["422 /api/internal/upsertion-tasks/run"]; // the refused create
   },
 
-  // A task queued behind a long one: cancel it (Back first, then confirmed) while it waits,
-  // cancel the long one once its bar has been seen moving, then restart the first one's
-  // failed items and watch it finish.
+  // A task queued behind long ones: once the first long one's bar has been seen moving, cancel
+  // it (Back first, then confirmed) while it waits, cancel the last long one (still queued or
+  // under way), then restart the first one's failed items and watch it finish.
   async cancel_and_restart(page) {
-    const { filler_id: filler, task_id: id, items } = ARGS;
+    const { filler_id: filler, long_id: long, task_id: id, items } = ARGS;
     step("the long task's bar moves while the page is open");
     await row(page, filler).waitFor({ timeout: WAIT_MS });
     const bar = row(page, filler).locator(".bar");
@@ -198,12 +198,12 @@ const scenarios = {
     await rowStatus(page, id, "canceled");
     assert.equal(await page.locator("#cancel-task").isDisabled(), true);
 
-    step("cancel the long task too");
-    await row(page, filler).click();
-    await until(page, "its detail", (taskId) => document.getElementById("detail-id").textContent === taskId, filler);
+    step("cancel the last long task too");
+    await row(page, long).click();
+    await until(page, "its detail", (taskId) => document.getElementById("detail-id").textContent === taskId, long);
     await page.locator("#cancel-task").click();
     await confirm(page, /^Cancel upsertion task/, "ok");
-    await rowStatus(page, filler, "canceled");
+    await rowStatus(page, long, "canceled");
 
     step("restart the canceled task's items that did not succeed, and watch it finish");
     await row(page, id).click();

@@ -53,10 +53,23 @@ def test_cancel_with_confirmation_then_restart_the_failed_items(local_stack: Run
     def items(prefix: str, n: int) -> list[DataItem]:
         return [DataItem(object_id=f"{prefix}-{i}", payload={"text": f"w{i % 7}"}) for i in range(n)]
 
-    # The long task first: the workers take chunks in the order they were queued, so the
-    # second one waits behind it, still pending when the page cancels it.
-    filler = client.upsertion.create(MODEL, items(f"filler-{tag}", 10_000), f"browser-filler-{tag}")
+    # Three long tasks first: the workers take chunks in the order they were queued, so the
+    # last of them and the task after them are still waiting when the page cancels them. The
+    # page watches the first one's bar move, which may have ended by then: on an idle machine
+    # the workers do 10,000 of these items in about 4 s, the page's steps take about as long.
+    fillers = [
+        client.upsertion.create(MODEL, items(f"filler-{n}-{tag}", 10_000), f"browser-filler-{n}-{tag}")
+        for n in range(3)
+    ]
     waiting = client.upsertion.create(MODEL, items(f"waiting-{tag}", 2_000), f"browser-waiting-{tag}")
-    run_scenario(local_stack, "cancel_and_restart", tmp_path, filler_id=filler.id, task_id=waiting.id, items=2_000)
+    run_scenario(
+        local_stack,
+        "cancel_and_restart",
+        tmp_path,
+        filler_id=fillers[0].id,
+        long_id=fillers[-1].id,
+        task_id=waiting.id,
+        items=2_000,
+    )
     assert client.upsertion.get(waiting.id).status.value == "done"
-    assert client.upsertion.get(filler.id).status.value == "canceled"
+    assert client.upsertion.get(fillers[-1].id).status.value == "canceled"
