@@ -15,7 +15,13 @@ from vector_tasks.domain.model import ChunkRef, RestartScope, Task, TaskKind, Ta
 from vector_tasks.domain.processing import ChunkProcessor
 from vector_tasks.domain.reconcile import Reconciler
 from vector_tasks.domain.registry import ModelRegistry
-from vector_tasks.domain.sources import ImportNotAllowed, SourceChanged, SourceIncomplete
+from vector_tasks.domain.sources import (
+    MAX_LISTING_BYTES,
+    MAX_OBJECTS_PER_IMPORT,
+    ImportNotAllowed,
+    SourceChanged,
+    SourceIncomplete,
+)
 from vector_tasks.domain.tasks import TaskService
 from vector_tasks.domain.transitions import TaskTransitions
 from vector_tasks.models.import_lines import parse_line
@@ -265,3 +271,16 @@ def test_one_invocation_reads_on_while_its_time_lasts(store: MemoryTaskStore, re
     assert following.obj == 0 and following.offset > 0  # stopped inside the first object
     task = imports.task("timed")
     assert task.source is not None and not task.source.complete
+
+
+def test_a_prefix_of_too_many_objects_or_too_long_keys_fails_the_task_naming_the_limit(imports: Imports) -> None:
+    for n in range(MAX_OBJECTS_PER_IMPORT + 1):
+        imports.objects.put(BUCKET, f"many/{n:05d}.jsonl", b"")
+    imports.create(f"s3://{BUCKET}/many/", "many")
+    long_key = "k" * 900
+    for n in range(400):
+        imports.objects.put(BUCKET, f"long/{n:03d}{long_key}", b"")
+    imports.create(f"s3://{BUCKET}/long/", "long")
+    assert imports.read_all() == [StepOutcome.TASK_FAILED, StepOutcome.TASK_FAILED]
+    assert f"more than {MAX_OBJECTS_PER_IMPORT} objects" in (imports.task("many").error or "")
+    assert f"more than the {MAX_LISTING_BYTES} an import can keep" in (imports.task("long").error or "")

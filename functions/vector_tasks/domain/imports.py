@@ -48,6 +48,7 @@ from vector_tasks.domain.model import (
 from vector_tasks.domain.ports import TaskStore, WorkQueue
 from vector_tasks.domain.processing import finish_if_complete
 from vector_tasks.domain.sources import (
+    MAX_LISTING_BYTES,
     MAX_OBJECTS_PER_IMPORT,
     ImportQueue,
     ImportStep,
@@ -275,6 +276,12 @@ class ImportSplitter:
             raise SourceUnreadable(
                 f"more than {MAX_OBJECTS_PER_IMPORT} objects are stored under {uri}; "
                 "import them in tasks of a narrower prefix each"
+            )
+        listing = sum(len(o.key.encode()) + len(o.etag) + 24 for o in objects)
+        if listing > MAX_LISTING_BYTES:
+            raise SourceUnreadable(
+                f"the keys of the {len(objects)} objects under {uri} take {listing} bytes, more than the "
+                f"{MAX_LISTING_BYTES} an import can keep; import them in tasks of a narrower prefix each"
             )
         return objects
 

@@ -10,8 +10,11 @@ from vector_tasks.domain.errors import DomainError
 from vector_tasks.domain.model import READ_COMPLETE, Item, TaskKind
 
 S3_SCHEME = "s3://"
-# At most this many objects under one prefix: their keys and ETags are stored in one item.
+# At most this many objects under one prefix, and this many bytes of their keys and ETags:
+# the listing is stored in one DynamoDB item (at most 400 KB, compressed; this bound holds
+# before compression, so whatever the keys look like).
 MAX_OBJECTS_PER_IMPORT = 1_000
+MAX_LISTING_BYTES = 350_000
 # Bytes read, cut into lines and committed at a time: about 1,000 items of 384-d vectors, or
 # 40,000 short texts. What a splitter holds in memory is about ten times this.
 RANGE_BYTES = 4 * 1024 * 1024
