@@ -43,10 +43,9 @@ from vector_tasks.domain.model import (
     invalid_line,
     item_object_id,
     utc_now,
-    without_internals,
 )
 from vector_tasks.domain.ports import TaskStore, WorkQueue
-from vector_tasks.domain.processing import finish_if_complete
+from vector_tasks.domain.processing import fail_task, finish_if_complete
 from vector_tasks.domain.sources import (
     MAX_LISTING_BYTES,
     MAX_OBJECTS_PER_IMPORT,
@@ -198,13 +197,7 @@ class ImportSplitter:
         return StepOutcome.TASK_FAILED
 
     def _fail(self, task: Task, error: str) -> None:
-        self._store.transition(
-            task,
-            TaskStatus.FAILED,
-            expect=(TaskStatus.PENDING, TaskStatus.RUNNING),
-            now=utc_now(),
-            error=without_internals(error),
-        )
+        fail_task(self._store, task, error)
 
     def _read_on(
         self, task: Task, source: ImportSource, step: ImportStep, by: str, deadline: float

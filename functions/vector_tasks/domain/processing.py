@@ -80,6 +80,18 @@ def finish_if_complete(store: TaskStore, task: Task) -> bool:
     )
 
 
+def fail_task(store: TaskStore, task: Task, error: str) -> None:
+    """End a pending or running task of `task.attempt` failed with `error`, which may quote a
+    provider or AWS (ARNs and account ids are left out)."""
+    store.transition(
+        task,
+        TaskStatus.FAILED,
+        expect=(TaskStatus.PENDING, TaskStatus.RUNNING),
+        now=utc_now(),
+        error=without_internals(error),
+    )
+
+
 class ChunkProcessor:
     def __init__(
         self,
@@ -136,14 +148,7 @@ class ChunkProcessor:
             return None
 
     def _fail(self, task: Task, error: str) -> None:
-        """End the task failed with `error`, which may quote a provider (ARNs are left out)."""
-        self._store.transition(
-            task,
-            TaskStatus.FAILED,
-            expect=(TaskStatus.PENDING, TaskStatus.RUNNING),
-            now=utc_now(),
-            error=without_internals(error),
-        )
+        fail_task(self._store, task, error)
 
     def process(self, ref: ChunkRef, deadline: float) -> Delivery:
         (delivery,) = self.process_chunks([ref], deadline)
