@@ -186,3 +186,28 @@ def test_chunks_applied_together_are_one_write_and_each_gets_the_outcome_it_gets
         ChunkOutcome(succeeded=1, failures=(ItemFailure("gone", "Object not found in index", False),)),
         ChunkOutcome(succeeded=1, superseded=1),
     ]
+
+
+def test_texts_are_embedded_and_written_a_thousand_at_a_time_and_vectors_in_one_write() -> None:
+    # 10 chunks of 200 (a full batch): texts in writes of 5 chunks, what a batch was before.
+    texts = [[{"object_id": f"{c}-{n}", "payload": {"text": "abc"}} for n in range(200)] for c in range(10)]
+    index = FakeIndex()
+    outcomes = UpsertChunk(REGISTRY, index, lambda spec: FakeEmbedder()).apply(task("text-2"), texts, DEADLINE)
+    assert [len(documents) for _, documents, _, _ in index.upserts] == [1_000, 1_000]
+    assert [d.object_id for _, documents, _, _ in index.upserts for d in documents] == [
+        i["object_id"] for chunk in texts for i in chunk
+    ]
+    assert outcomes == [ChunkOutcome(succeeded=200)] * 10
+
+    # A chunk that alone passes the bound is a write of its own; one that fits joins the next.
+    big = [[{"object_id": f"big-{n}", "payload": {"text": "x"}} for n in range(1_200)]]
+    index = FakeIndex()
+    UpsertChunk(REGISTRY, index, lambda spec: FakeEmbedder()).apply(
+        task("text-2"), texts[:1] + big + texts[1:3], DEADLINE
+    )
+    assert [len(documents) for _, documents, _, _ in index.upserts] == [200, 1_200, 400]
+
+    vectors = [[{"object_id": f"{c}-{n}", "payload": {"v": [1, 2]}} for n in range(200)] for c in range(10)]
+    index = FakeIndex()
+    UpsertChunk(REGISTRY, index, lambda spec: FakeEmbedder()).apply(task("vector-2"), vectors, DEADLINE)
+    assert [len(documents) for _, documents, _, _ in index.upserts] == [2_000]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from vector_tasks.domain.encoding import json_bytes, json_loads, number_shapes
 from vector_tasks.handlers.http import MAX_JSON_DEPTH, _number_shapes, strict_json_loads
 
 
@@ -88,3 +89,23 @@ def test_what_orjson_would_read_otherwise_is_read_as_before(doc: str) -> None:
 def test_refusals_say_what_is_wrong(doc: str, message: str) -> None:
     with pytest.raises(json.JSONDecodeError, match=message.replace("[", r"\[")):
         strict_json_loads(doc)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [18446744073709551616, -9223372036854775809, 10**30 + 1],  # past 64 bits: the standard library's path
+        [1234567890123456789, 0.1, 1e-7, 1.7976931348623157e308, -0.0],
+        {"object_id": "a", "vector": [0.12345679, -1.5e-05], "payload": {"n": 2**63 - 1}},
+    ],
+)
+def test_stored_json_reads_back_as_it_was_written(value: object) -> None:
+    assert same(json_loads(json_bytes(value)), value)
+    assert same(json_loads(json_bytes(value)), json.loads(json_bytes(value)))
+
+
+def test_number_shapes_find_exponents_past_99_however_they_are_spelled() -> None:
+    for doc in (b"1e100", b"1E+100", b"[2.5e+1000]", b"1e0100"):
+        assert number_shapes(doc) == (True, True), doc
+    for doc in (b"1e99", b"1e-400", b"[1E+05, 2e-100]", b'"e+1"'):
+        assert not number_shapes(doc)[0], doc

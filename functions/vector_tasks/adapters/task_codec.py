@@ -10,7 +10,6 @@ past it as gone (`expired`).
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +25,7 @@ from vector_tasks.adapters.task_keys import (
     status_pk,
     task_pk,
 )
-from vector_tasks.domain.encoding import json_bytes
+from vector_tasks.domain.encoding import json_bytes, json_loads
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
     ChunkOutcome,
@@ -75,7 +74,7 @@ def pack(value: object) -> bytes:
 
 def unpack(value: Any) -> Any:
     raw = value.value if hasattr(value, "value") else value  # boto3 Binary
-    return json.loads(zlib.decompress(raw))
+    return json_loads(zlib.decompress(raw))
 
 
 def task_item(task: Task) -> dict[str, Any]:

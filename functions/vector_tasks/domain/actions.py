@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 from vector_tasks.domain.embedder import TextEmbedder
 from vector_tasks.domain.errors import TaskCannotRun, UnknownEmbeddingModel
+from vector_tasks.domain.limits import EMBED_WRITE_MAX_ITEMS
 from vector_tasks.domain.model import ChunkOutcome, IndexWrite, Item, ItemFailure, Task, item_object_id
 from vector_tasks.domain.ports import VectorIndex
 from vector_tasks.domain.registry import EmbeddingModelSpec, InputSource, ModelRegistry
@@ -64,12 +65,42 @@ class UpsertChunk:
         self._embedder_for = embedder_for
 
     def apply(self, task: Task, chunks: Sequence[list[Item]], deadline: float) -> list[ChunkOutcome]:
+        """Vectors given are written in one go; texts are embedded and written
+        EMBED_WRITE_MAX_ITEMS at a time (consecutive chunks, at least one a write)."""
         spec = _model_of(self._registry, task)
-        embedder = None if spec.input.source is InputSource.VECTOR else self._embedder_for(spec)
+        if spec.input.source is InputSource.VECTOR:
+            return self._write(spec, None, task, chunks, deadline)
+        embedder = self._embedder_for(spec)
+        outcomes: list[ChunkOutcome] = []
+        for group in _groups_of_items(chunks, EMBED_WRITE_MAX_ITEMS):
+            outcomes.extend(self._write(spec, embedder, task, group, deadline))
+        return outcomes
+
+    def _write(
+        self,
+        spec: EmbeddingModelSpec,
+        embedder: TextEmbedder | None,
+        task: Task,
+        chunks: Sequence[list[Item]],
+        deadline: float,
+    ) -> list[ChunkOutcome]:
         items = [i for chunk in chunks for i in chunk if isinstance(i, dict)]
         documents, failures = vectorize(spec, embedder, items, deadline)
         written = self._index.upsert(spec, documents, task.task_id, task.write_version, deadline)
         return outcomes_by_chunk(chunks, [d.object_id for d in documents], failures, written)
+
+
+def _groups_of_items(chunks: Sequence[list[Item]], max_items: int) -> list[list[list[Item]]]:
+    """Consecutive chunks in groups of at most `max_items` items (a larger chunk alone)."""
+    groups: list[list[list[Item]]] = []
+    size = 0
+    for chunk in chunks:
+        if not groups or size + len(chunk) > max_items:
+            groups.append([])
+            size = 0
+        groups[-1].append(chunk)
+        size += len(chunk)
+    return groups
 
 
 class DeleteChunk:

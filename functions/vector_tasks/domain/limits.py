@@ -23,6 +23,13 @@ CHUNK_MAX_STORED_BYTES = 300 * 1024
 # before that release and retried after it stores the layout its task item already counts.
 PREVIOUS_CHUNK_BOUNDS = {"max_items": 100, "max_bytes": 300 * 1024}
 
+# The most texts a worker embeds before writing them: the worker is handed up to 10 chunks (its
+# event source's BatchSize), whose vectors it writes together, since OpenSearch's cost per
+# document falls with the size of a bulk; texts are embedded and written 1,000 at a time (5
+# chunks of 200), what one batch held before, so a slow provider's batch fails no more work
+# on a timeout than it did then.
+EMBED_WRITE_MAX_ITEMS = 1_000
+
 LIST_DEFAULT_LIMIT = 20
 LIST_MAX_LIMIT = 100
 
