@@ -32,17 +32,20 @@ from devstack.template import LOCAL_REGION, SqsEventSource, StreamEventSource, T
 log = logging.getLogger("devstack.sqs")
 # The user agent the event source's SQS client adds, so its calls can be told from the functions'.
 EVENT_SOURCE_AGENT = "devstack-event-source"
-IDLE_PAUSE_SECONDS = 0.1
+# The SQS pollers' long poll (Lambda's own wait 20 s; shorter, so that stopping the stack, which
+# waits for its pollers, takes at most this long).
+SQS_WAIT_SECONDS = 1
 # Lambda reads each shard of a stream about four times a second.
 STREAM_IDLE_PAUSE_SECONDS = 0.25
 
 
 class EventSourcePoller:
     """What SqsPoller and StreamPoller share: the thread that polls an event source until asked
-    to stop, as the Lambda service does: `poll_once` again at once while there is work, after
-    `idle_pause` when there is none, and after a second when a poll failed (logged)."""
+    to stop, as the Lambda service does: `poll_once(wait_seconds)` again at once while there is
+    work, after `idle_pause` when there is none, and after a second when a poll failed (logged)."""
 
     function: LocalFunction
+    wait_seconds = 0
     idle_pause: float
     source_name: str  # for the log
 
@@ -77,7 +80,7 @@ class EventSourcePoller:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                if not self.poll_once():
+                if not self.poll_once(self.wait_seconds) and self.idle_pause:
                     self._stop.wait(self.idle_pause)
             except Exception:  # keep polling, as the Lambda service does; the error is logged
                 log.exception("polling %s failed", self.source_name)
@@ -85,9 +88,10 @@ class EventSourcePoller:
 
 
 class SqsPoller(EventSourcePoller):
-    # Short polls with a client-side pause: a long poll would hold the serialised moto server
-    # (devstack.moto_server) for its whole wait.
-    idle_pause = IDLE_PAUSE_SECONDS
+    # Long polls, as Lambda's pollers: the moto server waits for a send without holding its
+    # lock (devstack.moto_server.long_polled), so an idle queue costs a request a second.
+    wait_seconds = SQS_WAIT_SECONDS
+    idle_pause = 0.0
 
     def __init__(
         self,

@@ -8,22 +8,31 @@ executions run on moto's own worker threads and call back over HTTP, so they are
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import os
 import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from moto.core.responses import BaseResponse
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.utilities.aws_headers import gen_amzn_requestid_long
 from werkzeug.serving import run_simple
 
 from devstack.event_sources import EVENT_SOURCE_AGENT
 
 COUNTS_PATH = "/_devstack/requests"
+# SQS's bound on ReceiveMessage's WaitTimeSeconds.
+MAX_LONG_POLL_SECONDS = 20
+# A long poll looks again this often when no send woke it: messages also become visible when
+# their visibility timeout or delay ends.
+LONG_POLL_RECHECK_SECONDS = 0.5
 _STATE_MACHINE_CREDENTIAL = "Credential=ak/"  # moto.stepfunctions.parser.asl.utils.boto_client
 
 
@@ -66,27 +75,107 @@ def counted(app: Any) -> Any:
 
 
 def serialised(app: Any) -> Any:
+    """One request at a time, except an SQS long poll's wait (`long_polled`)."""
     lock = threading.Lock()
+    arrivals = _Arrivals()
 
-    def application(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    def one_at_a_time(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         with lock:
             # Drain the body inside the lock: the write happens while it is produced.
             return list(app(environ, start_response))
 
+    def application(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        service, operation = _operation(environ)
+        if (service, operation) == ("sqs", "ReceiveMessage"):
+            return long_polled(one_at_a_time, arrivals, environ, start_response)
+        answer = one_at_a_time(environ, start_response)
+        if service == "sqs":
+            arrivals.changed()
+        return answer
+
     return application
+
+
+class _Arrivals:
+    """A count of the SQS requests that may have made messages receivable (a send, a visibility
+    change), and a condition to wait for the next one."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self.count = 0
+
+    def changed(self) -> None:
+        with self._condition:
+            self.count += 1
+            self._condition.notify_all()
+
+    def wait_past(self, seen: int, timeout: float) -> None:
+        with self._condition:
+            self._condition.wait_for(lambda: self.count != seen, min(timeout, LONG_POLL_RECHECK_SECONDS))
+
+
+def long_polled(
+    app: Callable[[dict[str, Any], Any], list[bytes]],
+    arrivals: _Arrivals,
+    environ: dict[str, Any],
+    start_response: Any,
+) -> list[bytes]:
+    """SQS long polling without holding the server: the receive runs as a short poll (moto's
+    own long poll sleeps inside the request, so inside the lock, blocking every other caller),
+    and again after each send or visibility change, and every LONG_POLL_RECHECK_SECONDS (a
+    message whose visibility timeout ends), until a message comes or the wait is over. A request
+    without a valid WaitTimeSeconds goes to moto as it is, which answers or refuses it as SQS
+    does."""
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    try:
+        request = json.loads(body)
+        wait = request.get("WaitTimeSeconds")
+    except (ValueError, AttributeError):
+        wait = None
+    if not isinstance(wait, int) or not 0 < wait <= MAX_LONG_POLL_SECONDS:
+        return app(_with_body(environ, body), start_response)
+    short_poll = json.dumps({**request, "WaitTimeSeconds": 0}).encode()
+    deadline = time.monotonic() + wait
+    captured: list[Any] = []  # the last short poll's status, headers and exc_info
+
+    def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        captured[:] = [status, headers, exc_info]
+        return lambda data: None
+
+    while True:
+        seen = arrivals.count
+        answer = app(_with_body(environ, short_poll), capture)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not captured[0].startswith("200") or json.loads(b"".join(answer)).get("Messages"):
+            start_response(*captured)
+            return answer
+        arrivals.wait_past(seen, remaining)
+
+
+def _with_body(environ: dict[str, Any], body: bytes) -> dict[str, Any]:
+    return {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+
+
+# While a TransactWriteItems takes its snapshot: per table, the keys its Update operations
+# name (the only items a transaction changes in place).
+_snapshotting = threading.local()
 
 
 def lighter_transaction_snapshots() -> None:
     """Make the snapshot moto takes before each TransactWriteItems (a deepcopy of every table it
-    touches, to roll back) cost what the data costs, not what Python's generic copy costs.
+    touches, to roll back) cost what the transaction writes, not what the table holds.
 
-    moto copies each item through pickle's protocol, its size-checked attribute dict one key at
-    a time, and every stream record ever written. On a table holding a few thousand chunks a
-    transaction took 100 ms and grew with the table; DynamoDB's do not. Stream records are never
-    changed once written, so the copy shares them; items are copied attribute by attribute.
+    moto deep-copies every item of the table, through pickle's protocol, and every stream
+    record ever written: on a table holding a few thousand chunks a transaction took 100 ms and
+    grew with the table; DynamoDB's do not. A Put or a Delete replaces or removes an item
+    without changing it, and stream records never change once written, so the snapshot shares
+    them; it copies only the items the transaction's Updates change in place (attribute by
+    attribute), and the table's own small state. A copy outside a transaction (a backup) still
+    copies every item.
     """
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
-    from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodb.models.table import StreamShard, Table
 
     def copy_item(self: Item, memo: dict[int, Any]) -> Item:
         item: Item = object.__new__(Item)
@@ -106,8 +195,60 @@ def lighter_transaction_snapshots() -> None:
             shard.__dict__[name] = list(value) if name == "items" else copy.deepcopy(value, memo)
         return shard
 
-    setattr(Item, "__deepcopy__", copy_item)  # noqa: B010 - a method moto's classes lack
+    def copy_table(self: Table, memo: dict[int, Any]) -> Table:
+        updated = getattr(_snapshotting, "updated", None)
+        table: Table = object.__new__(type(self))
+        memo[id(self)] = table
+        for name, value in self.__dict__.items():
+            if name != "items" or updated is None:
+                table.__dict__[name] = copy.deepcopy(value, memo)
+        if updated is None:
+            return table
+        ranged = self.range_key_attr is not None
+        items = defaultdict(dict, {h: dict(r) for h, r in self.items.items()} if ranged else self.items)
+        for hash_key, range_key in updated.get(self.name, ()):
+            holder = items.get(hash_key) if ranged else items
+            key = range_key if ranged else hash_key
+            if holder is not None and key in holder:
+                holder[key] = copy.deepcopy(holder[key], memo)
+        table.items = items
+        return table
+
+    transact_write_items = DynamoDBBackend.transact_write_items
+
+    def transact_with_light_snapshot(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        updated: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+        for entry in transact_items:
+            for op_type, op in entry.items():
+                table = self.tables.get(str(op.get("TableName"))) if isinstance(op, dict) else None
+                if op_type == "Update" and table is not None:
+                    # A key moto refuses is refused before anything changes.
+                    with contextlib.suppress(Exception):
+                        updated[table.name].append(self.get_keys_value(table, op["Key"]))
+        _snapshotting.updated = updated
+        try:
+            transact_write_items(self, transact_items)
+        finally:
+            _snapshotting.updated = None
+
+    setattr(Item, "__deepcopy__", copy_item)  # noqa: B010 - methods moto's classes lack
     setattr(StreamShard, "__deepcopy__", copy_shard)  # noqa: B010
+    setattr(Table, "__deepcopy__", copy_table)  # noqa: B010
+    DynamoDBBackend.transact_write_items = transact_with_light_snapshot  # type: ignore[method-assign]
+    # moto puts the request id into XML answers with a regex run over every answer; on the JSON
+    # answers of DynamoDB, SQS and streams (hundreds of KB of chunks) it finds nothing, slowly.
+    # Elsewhere, what moto's own does: the status as text, the request id header.
+    enrich_response = BaseResponse._enrich_response
+
+    def enrich_xml_response(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+        if isinstance(body, str) and "<RequestId>" in body:
+            return enrich_response(headers, body)
+        if "status" in headers:
+            headers["status"] = str(headers["status"])
+        gen_amzn_requestid_long(headers)
+        return headers, body
+
+    BaseResponse._enrich_response = staticmethod(enrich_xml_response)  # type: ignore[method-assign]
 
 
 def exit_with_parent(poll_seconds: float = 1.0) -> None:
