@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from vector_tasks.adapters.task_codec import CHUNK_CODEC, ORJSON_CODEC, chunk_item, chunk_items, pack
 from vector_tasks.domain.encoding import json_bytes, json_loads, number_shapes
+from vector_tasks.domain.model import TaskKind
 from vector_tasks.handlers.http import MAX_JSON_DEPTH, _number_shapes, strict_json_loads
 
 
@@ -102,6 +104,28 @@ def test_refusals_say_what_is_wrong(doc: str, message: str) -> None:
 def test_stored_json_reads_back_as_it_was_written(value: object) -> None:
     assert same(json_loads(json_bytes(value)), value)
     assert same(json_loads(json_bytes(value)), json.loads(json_bytes(value)))
+
+
+@pytest.mark.parametrize(
+    ("items", "written_by_orjson"),
+    [
+        ([{"object_id": "a", "payload": {"vector": [0.12345679, -1.5e-05, 1e300], "n": 2**64 - 1}}], True),
+        ([{"object_id": "a", "payload": {"n": -(2**63)}}, "🙂"], True),
+        ([{"object_id": "a", "payload": {"n": 2**64}}], False),  # past 64 bits: the standard library wrote it
+    ],
+)
+def test_stored_chunks_say_which_codec_wrote_them_and_read_back_exactly(
+    items: list[Any], written_by_orjson: bool
+) -> None:
+    stored = chunk_item(TaskKind.UPSERTION, "t", "ORIGINAL", 0, items, expires_at=1)
+    assert (stored.get(CHUNK_CODEC) == ORJSON_CODEC) is written_by_orjson
+    assert same(chunk_items(stored), items)
+
+
+def test_chunks_stored_before_the_codec_attribute_read_as_before() -> None:
+    items = [{"object_id": "a", "payload": {"n": 1234567890123456789012, "f": 0.1}}]
+    stored = {"pk": "p", "sk": "s", "item_count": 1, "items": pack(items)}
+    assert same(chunk_items(stored), items)
 
 
 def test_number_shapes_find_exponents_past_99_however_they_are_spelled() -> None:

@@ -28,14 +28,23 @@ _ORJSON_RUN = b"0" * 19
 _EXPONENT_100_REVERSED = b"000e"
 
 
-def json_bytes(value: object) -> bytes:
-    """`value` as compact UTF-8 JSON. Raises UnicodeEncodeError for a string that is not
-    Unicode (a lone surrogate, which JSON's \\ud800 escape can carry)."""
+def orjson_bytes(value: object) -> bytes | None:
+    """`value` as compact UTF-8 JSON by orjson; None where orjson cannot write it (an integer
+    past 64 bits, a lone surrogate). `orjson.loads` reads back exactly what it wrote."""
     try:
         return orjson.dumps(value, option=_OPTIONS)
     except orjson.JSONEncodeError:
-        # An integer past 64 bits, or a lone surrogate, which encode() then names.
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return None
+
+
+def json_bytes(value: object) -> bytes:
+    """`value` as compact UTF-8 JSON. Raises UnicodeEncodeError for a string that is not
+    Unicode (a lone surrogate, which JSON's \\ud800 escape can carry)."""
+    data = orjson_bytes(value)
+    if data is not None:
+        return data
+    # An integer past 64 bits, or a lone surrogate, which encode() then names.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def sorted_json_bytes(value: object) -> bytes:
@@ -62,4 +71,9 @@ def json_loads(data: bytes) -> object:
     unless an integer in it may be past 64 bits."""
     if number_shapes(data)[1]:
         return json.loads(data)
+    return orjson.loads(data)
+
+
+def orjson_loads(data: bytes) -> object:
+    """JSON that `orjson_bytes` wrote, read back exactly (no integer in it is past 64 bits)."""
     return orjson.loads(data)
