@@ -2,11 +2,15 @@
 
 Each factory imports the adapters it builds, so a function loads only what it uses: the API
 functions never load numpy, opensearch-py or the embedding providers, which only the worker
-needs.
+needs. Inside a Lambda runtime a handler module builds its services while the environment
+initialises (`build_at_init`).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING
@@ -149,6 +153,25 @@ def chunk_processor() -> ChunkProcessor:
         },
         metrics=work_metrics,
     )
+
+
+def build_at_init(*factories: Callable[[], object]) -> None:
+    """Build what a function's invocations use during its init, as Lambda advises (SDK clients
+    and imports outside the handler): the first invocation then costs what the others do (the
+    worker's took 0.25 s more on the local stack, the submit function's 0.13 s).
+
+    Only inside a Lambda runtime (AWS_LAMBDA_FUNCTION_NAME: Lambda, `sam local invoke`, the
+    local stack's containers); imported anywhere else (tests, tools) nothing is built. A
+    failure is logged, not raised: the first invocation builds again and fails as it would
+    have, with the function's error answer.
+    """
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return
+    for factory in factories:
+        try:
+            factory()
+        except Exception:
+            logging.getLogger(__name__).warning("building %s at init failed", factory.__name__, exc_info=True)
 
 
 def reset() -> None:

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vector_tasks.adapters.completion_events import final_transition
 from vector_tasks.observability import logger, metrics, publishes_work_metrics, traced, work_metrics
-from vector_tasks.wiring import completion_events
+from vector_tasks.wiring import build_at_init, completion_events
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -43,3 +43,6 @@ def _publish(record: DynamoDBRecord) -> str:
 @publishes_work_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=_publish, processor=processor, context=context)
+
+
+build_at_init(completion_events)

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vector_tasks.models.messages import ImportStepMessage
 from vector_tasks.observability import logger, metrics, traced
-from vector_tasks.wiring import import_splitter
+from vector_tasks.wiring import build_at_init, import_splitter
 
 # The import queue's maxReceiveCount (template.yaml): the delivery that fails this many times
 # fails its task with the error, rather than leaving it to wait for a step that never comes.
@@ -53,3 +53,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     return process_partial_response(
         event=event, record_handler=lambda record: _handle(record, deadline), processor=_processor, context=context
     )
+
+
+build_at_init(import_splitter)

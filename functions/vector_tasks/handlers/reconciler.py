@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vector_tasks.observability import logger, metrics, traced
-from vector_tasks.wiring import reconciler
+from vector_tasks.wiring import build_at_init, reconciler
 
 # Time kept back from the invocation's budget to save where the run stopped and answer.
 _SAFETY_MARGIN_SECONDS = 10.0
@@ -34,3 +34,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=report[field])
     logger.info("Reconciled", extra={"report": report})
     return report
+
+
+build_at_init(reconciler)
