@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 from vector_tasks.domain.chunking import compact_json, fingerprint_matches, request_fingerprint, split_into_chunks
-from vector_tasks.domain.encoding import json_bytes
+from vector_tasks.domain.encoding import json_bytes, json_loads
 from vector_tasks.domain.errors import ItemNotUnicode, ItemTooLarge
 from vector_tasks.domain.limits import CHUNK_MAX_BYTES, CHUNK_MAX_ITEMS, CHUNK_MAX_STORED_BYTES, MAX_ITEM_BYTES
 from vector_tasks.domain.model import Item, TaskKind
@@ -112,6 +112,43 @@ def test_explicit_stored_bound() -> None:
     assert [len(c) for c in chunks] == [2, 2, 2]
     # A lone item over a tiny stored bound is still a chunk of its own, never an empty one.
     assert split_into_chunks(items[:2], max_stored_bytes=100) == [[items[0]], [items[1]]]
+
+
+def mixed_items(rng: random.Random, count: int) -> list[Item]:
+    """Vectors, text that compresses well, text that does not, ids: sizes from tens of bytes up."""
+    makers = [
+        lambda n: {"object_id": f"v{n}", "payload": {"vector": [round(rng.gauss(0, 1), 6) for _ in range(96)]}},
+        lambda n: {"object_id": f"t{n}", "payload": {"text": "lorem ipsum " * rng.randrange(1, 400)}},
+        lambda n: incompressible(f"z{n}", rng, size=rng.randrange(30, 3_000)),
+        lambda n: f"id-{n}",
+    ]
+    return [rng.choice(makers)(n) for n in range(count)]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_stored_bytes_are_the_chunks_json_within_the_bound_and_the_next_item_would_not_fit(seed: int) -> None:
+    rng = random.Random(seed)
+    items = mixed_items(rng, 300)
+    bound = rng.choice([2_000, 9_000, 40_000, 120_000])
+    chunks = split_into_chunks(items, max_stored_bytes=bound)
+    assert [i for c in chunks for i in c] == items
+    for chunk, following in itertools.pairwise([*chunks, None]):
+        assert zlib.decompress(chunk.stored) == json_bytes(list(chunk))
+        assert chunk.orjson_exact
+        assert len(chunk.stored) <= bound or len(chunk) == 1
+        if following is not None and len(chunk) < CHUNK_MAX_ITEMS:
+            # Ended by the stored bound, near it: a next item with room for its JSON and the
+            # flush would have been taken (and, tried again, the split ends there again).
+            assert len(chunk.stored) + len(json_bytes(following[0])) + 70 > bound
+            assert split_into_chunks([*chunk, following[0]], max_stored_bytes=bound)[0] == chunk
+
+
+def test_a_chunk_with_an_integer_past_64_bits_is_not_marked_for_orjson() -> None:
+    plain, wide = {"object_id": "a", "payload": {"n": 2**63}}, {"object_id": "b", "payload": {"n": 2**64}}
+    assert split_into_chunks([plain])[0].orjson_exact
+    (chunk,) = split_into_chunks([plain, wide])
+    assert not chunk.orjson_exact
+    assert json_loads(zlib.decompress(chunk.stored)) == [plain, wide]
 
 
 def test_a_chunk_exactly_at_the_item_bound_is_one_chunk() -> None:

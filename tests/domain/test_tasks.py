@@ -162,6 +162,28 @@ def test_a_create_stored_but_never_queued_is_finished_by_its_retry(
     assert queue.sent == []
 
 
+def test_a_retry_keeps_the_chunks_its_first_attempt_stored_whatever_the_split_gives_now(
+    service: TaskService, store: MemoryTaskStore, queue: MemoryWorkQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first attempt stored all its chunks and failed while queueing them (some may have
+    gone out and been processed); the retry runs where the split draws other boundaries with the
+    same count of chunks. It queues the stored chunks as they are, so no item moves between a
+    chunk already counted and one that is not."""
+    body = items(CHUNK_MAX_ITEMS + 50)
+    queue.fail_next = ConnectionError("SQS unreachable")
+    with pytest.raises(CreateInterrupted):
+        service.create(UPSERTION, MODEL, "kept", body)
+    first = [store.load_chunk(ChunkRef(UPSERTION, "kept", 1, n), ORIGINAL_CHUNKS) for n in range(2)]
+    assert first == [body[:CHUNK_MAX_ITEMS], body[CHUNK_MAX_ITEMS:]]
+    monkeypatch.setattr("vector_tasks.domain.tasks.split_into_chunks", lambda items, **_: [items[:10], items[10:]])
+
+    task, created = service.create(UPSERTION, MODEL, "kept", body)
+
+    assert (created, task.chunk_count, task.dispatched) == (False, 2, True)
+    assert queue.sent == refs("kept", 2)
+    assert [store.load_chunk(ChunkRef(UPSERTION, "kept", 1, n), ORIGINAL_CHUNKS) for n in range(2)] == first
+
+
 def test_a_create_stored_by_a_release_with_other_chunk_bounds_is_finished_in_its_layout(
     service: TaskService, store: MemoryTaskStore, queue: MemoryWorkQueue
 ) -> None:

@@ -8,7 +8,7 @@ transaction with the task's counters, so a redelivered chunk can never count twi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -308,7 +308,9 @@ class DynamoTaskStore:
 
     # -- chunks ------------------------------------------------------------------------------
 
-    def put_chunks(self, kind: TaskKind, task_id: str, chunks: list[list[Item]], source: str = ORIGINAL_CHUNKS) -> None:
+    def put_chunks(
+        self, kind: TaskKind, task_id: str, chunks: Sequence[list[Item]], source: str = ORIGINAL_CHUNKS
+    ) -> None:
         expires_at = self._retention.items_expire_at(utc_now())
         with self._table.batch_writer() as batch:
             for number, items in enumerate(chunks):

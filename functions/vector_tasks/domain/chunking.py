@@ -6,8 +6,9 @@ import hashlib
 import json
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
-from vector_tasks.domain.encoding import json_bytes, sorted_json_bytes
+from vector_tasks.domain.encoding import STORED_COMPRESSION_LEVEL, json_bytes, orjson_bytes, sorted_json_bytes
 from vector_tasks.domain.errors import ItemNotUnicode, ItemTooLarge
 from vector_tasks.domain.limits import CHUNK_MAX_BYTES, CHUNK_MAX_ITEMS, CHUNK_MAX_STORED_BYTES, MAX_ITEM_BYTES
 from vector_tasks.domain.model import Item, TaskKind, item_object_id
@@ -19,20 +20,108 @@ def compact_json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
-class _StoredSize:
-    """The size of a chunk's JSON array compressed as the store packs it (zlib, level 1), grown
-    an item at a time: each item is flushed (Z_SYNC_FLUSH), so the bytes out so far are the
-    compressed size up to it, to within the few bytes of the stream's end."""
+class Chunk(list[Item]):
+    """A chunk's items, and its JSON array as the store keeps it: `stored`, compressed with
+    zlib at STORED_COMPRESSION_LEVEL while the split measured the chunk, so the store writes
+    these bytes rather than compressing again; `orjson_exact` when orjson wrote every item
+    (`orjson_loads` then reads it back exactly)."""
 
-    def __init__(self, parts: list[bytes]) -> None:
-        self._deflate = zlib.compressobj(1)
-        self.size = 0
-        for part in parts:
-            self.add(part)
+    stored: bytes = b""
+    orjson_exact: bool = False
 
-    def add(self, part: bytes) -> int:
-        self.size += len(self._deflate.compress(part)) + len(self._deflate.flush(zlib.Z_SYNC_FLUSH))
-        return self.size
+
+def _compressed_at_most(size: int) -> int:
+    """An upper bound of what deflate makes of `size` bytes anywhere in a stream, with the sync
+    flush after them: at worst stored blocks, 5 bytes per 64 KB, and the flush's few bytes."""
+    return size + (size >> 10) + 64
+
+
+# A zlib stream's own bytes: its header, and the Adler-32 after the last block.
+_ZLIB_HEADER_BYTES, _ZLIB_TRAILER_BYTES = 2, 4
+
+
+class _ChunkBuilder:
+    """One chunk as it grows: its items, their JSON, and once that JSON could outgrow the stored
+    bound, a zlib stream of the array. An item is taken while an upper bound of the stored size
+    shows that it fits; near the bound the size is measured exactly (a sync flush, then the
+    item and the stream's end tried on copies of the stream), so a chunk ends where the next
+    item would make its stored bytes exceed the bound, as they are written."""
+
+    def __init__(self) -> None:
+        self.items = Chunk()
+        self.json_size = 0  # the items' JSON, separators left out
+        self._parts: list[bytes] = []  # the items' JSON until the stream starts
+        self._deflate: Any = None
+        self._out: list[bytes] = []
+        self._out_at_flush = _ZLIB_HEADER_BYTES  # compressed bytes up to the last flush (or to come)
+        self._since_flush = 0  # bytes of JSON fed since then
+        self._orjson_exact = True
+
+    def add(self, item: Item, data: bytes, orjson_exact: bool) -> None:
+        """Take the item whatever it costs (the first of a chunk)."""
+        if self._deflate is None:
+            self._parts.append(data)
+        else:
+            self._compress((b"," if self.items else b"[") + data)
+        self._taken(item, data, orjson_exact)
+
+    def take(self, item: Item, data: bytes, orjson_exact: bool, max_stored_bytes: int) -> bool:
+        """Take the item if the chunk's stored bytes stay within `max_stored_bytes` with it."""
+        more = len(data) + 2  # its separator, and the array's closing bracket
+        if self._deflate is None:
+            json_so_far = self.json_size + len(self.items) + 1  # "[" and the separators
+            if _ZLIB_HEADER_BYTES + _compressed_at_most(json_so_far + more) + _ZLIB_TRAILER_BYTES <= max_stored_bytes:
+                self.add(item, data, orjson_exact)
+                return True
+            self._deflate = zlib.compressobj(STORED_COMPRESSION_LEVEL)
+            self._compress(b"[" + b",".join(self._parts))
+            self._parts = []
+        if self._out_at_flush + _compressed_at_most(self._since_flush + more) + _ZLIB_TRAILER_BYTES <= max_stored_bytes:
+            self.add(item, data, orjson_exact)
+            return True
+        if self._since_flush:
+            self._out.append(self._deflate.flush(zlib.Z_SYNC_FLUSH))
+            self._out_at_flush, self._since_flush = sum(map(len, self._out)), 0
+        trial = self._deflate.copy()
+        added = [trial.compress(b"," + data), trial.flush(zlib.Z_SYNC_FLUSH)]
+        ending = trial.copy()
+        stored = self._out_at_flush + sum(map(len, added)) + len(ending.compress(b"]")) + len(ending.flush())
+        if stored > max_stored_bytes:
+            return False
+        self._deflate = trial
+        self._out.extend(added)
+        self._out_at_flush += sum(map(len, added))
+        self._taken(item, data, orjson_exact)
+        return True
+
+    def finish(self) -> Chunk:
+        chunk = self.items
+        if self._deflate is None:
+            chunk.stored = zlib.compress(b"[" + b",".join(self._parts) + b"]", STORED_COMPRESSION_LEVEL)
+        else:
+            chunk.stored = b"".join([*self._out, self._deflate.compress(b"]"), self._deflate.flush()])
+        chunk.orjson_exact = self._orjson_exact
+        return chunk
+
+    def _compress(self, data: bytes) -> None:
+        self._out.append(self._deflate.compress(data))
+        self._since_flush += len(data)
+
+    def _taken(self, item: Item, data: bytes, orjson_exact: bool) -> None:
+        self.items.append(item)
+        self.json_size += len(data)
+        self._orjson_exact = self._orjson_exact and orjson_exact
+
+
+def _item_json(item: Item) -> tuple[bytes, bool]:
+    """The item's compact JSON, and whether orjson wrote it; ItemNotUnicode for a lone surrogate."""
+    data = orjson_bytes(item)
+    if data is not None:
+        return data, True
+    try:
+        return json_bytes(item), False
+    except UnicodeEncodeError:
+        raise ItemNotUnicode(item_object_id(item)) from None
 
 
 def split_into_chunks(
@@ -40,44 +129,35 @@ def split_into_chunks(
     max_items: int = CHUNK_MAX_ITEMS,
     max_bytes: int = CHUNK_MAX_BYTES,
     max_stored_bytes: int = CHUNK_MAX_STORED_BYTES,
-) -> list[list[Item]]:
+) -> list[Chunk]:
     """Consecutive chunks of at most `max_items` items, `max_bytes` bytes of JSON and
-    `max_stored_bytes` bytes compressed (see CHUNK_MAX_STORED_BYTES) each.
+    `max_stored_bytes` bytes compressed (see CHUNK_MAX_STORED_BYTES) each, each with the bytes
+    the store keeps (`Chunk.stored`).
 
-    Items are compressed only once a chunk's JSON outgrows `max_stored_bytes`: below it the
-    compressed size cannot exceed the bound. Raises ItemTooLarge for an item that alone exceeds
-    MAX_ITEM_BYTES, so no chunk can outgrow the store's item size whatever the payloads look like.
+    A chunk's JSON is compressed while it grows only once it could outgrow `max_stored_bytes`,
+    and measured exactly only near it (`_ChunkBuilder`). Raises ItemTooLarge for an item that alone
+    exceeds MAX_ITEM_BYTES, so no chunk can outgrow the store's item size whatever the payloads
+    look like.
     """
-    chunks: list[list[Item]] = []
-    current: list[Item] = []
-    encoded: list[bytes] = []  # the current chunk's items as JSON, until `stored` takes over
-    current_bytes = 0
-    stored: _StoredSize | None = None
+    chunks: list[Chunk] = []
+    current = _ChunkBuilder()
     for item in items:
-        try:
-            data = json_bytes(item)
-        except UnicodeEncodeError:
-            raise ItemNotUnicode(item_object_id(item)) from None
+        data, orjson_exact = _item_json(item)
         size = len(data)
         if size > MAX_ITEM_BYTES:
             raise ItemTooLarge(item_object_id(item), size, MAX_ITEM_BYTES)
-        if current and (len(current) >= max_items or current_bytes + size > max_bytes):
-            full = True
-        elif current_bytes + size <= max_stored_bytes:
-            full = False
-        else:
-            if stored is None:
-                stored, encoded = _StoredSize(encoded), []
-            full = stored.add(data) > max_stored_bytes and bool(current)
-        if full:
-            chunks.append(current)
-            current, encoded, current_bytes, stored = [], [], 0, None
-        current.append(item)
-        current_bytes += size
-        if stored is None:
-            encoded.append(data)
-    if current:
-        chunks.append(current)
+        if not current.items:
+            current.add(item, data, orjson_exact)
+        elif not (
+            len(current.items) < max_items
+            and current.json_size + size <= max_bytes
+            and current.take(item, data, orjson_exact, max_stored_bytes)
+        ):
+            chunks.append(current.finish())
+            current = _ChunkBuilder()
+            current.add(item, data, orjson_exact)
+    if current.items:
+        chunks.append(current.finish())
     return chunks
 
 

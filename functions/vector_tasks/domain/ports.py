@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -50,7 +50,7 @@ class TaskStore(Protocol):
         error: str | None = None,
         require_all_chunks: bool = False,
     ) -> bool: ...
-    def put_chunks(self, kind: TaskKind, task_id: str, chunks: list[list[Item]], source: str = ...) -> None: ...
+    def put_chunks(self, kind: TaskKind, task_id: str, chunks: Sequence[list[Item]], source: str = ...) -> None: ...
     def load_chunk(self, ref: ChunkRef, source: str) -> list[Item]:
         """The chunk's items; ChunkNotStored when they are not stored."""
         ...

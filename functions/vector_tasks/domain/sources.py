@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -149,7 +149,7 @@ class StepRead:
     objects it finished and the step after it (None: the source is read to its end)."""
 
     step: ImportStep
-    chunks: list[list[Item]]
+    chunks: Sequence[list[Item]]
     lines: int
     objects_done: int
     next: ImportStep | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from vector_tasks.domain.chunking import (
     fingerprint_matches,
@@ -57,7 +58,7 @@ class TaskService:
             raise CreateInterrupted(kind.value, task_id) from exc
 
     def _create(
-        self, kind: TaskKind, embedding_model_id: str, task_id: str, items: list[Item], chunks: list[list[Item]]
+        self, kind: TaskKind, embedding_model_id: str, task_id: str, items: list[Item], chunks: Sequence[list[Item]]
     ) -> tuple[Task, bool]:
         now = utc_now()
         # Taken before the conditional insert: a replay of the create takes one too and leaves
@@ -87,7 +88,12 @@ class TaskService:
             if existing.dispatched:
                 return self.get(kind, existing.task_id), False
             task = existing
-            if len(chunks) != task.chunk_count:
+            if self._store.stored_chunks(task) == set(range(task.chunk_count)):
+                # The first attempt stored every chunk and may have queued some: those are what
+                # its workers read, whatever split made them (another release's bounds or
+                # measure), so they stay, and every item is counted once.
+                chunks = []
+            elif len(chunks) != task.chunk_count:
                 # Stored by a release that split with other bounds: queueing this layout would
                 # leave items out of the count, or count chunks that are not there.
                 chunks = split_into_chunks(items, **PREVIOUS_CHUNK_BOUNDS)
@@ -95,7 +101,8 @@ class TaskService:
                     raise RuntimeError(
                         f"task '{task.task_id}' counts {task.chunk_count} chunks; its items split into {len(chunks)}"
                     )
-        self._store.put_chunks(kind, task.task_id, chunks)
+        if chunks:
+            self._store.put_chunks(kind, task.task_id, chunks)
         self._queue.send(
             ChunkRef(kind, task.task_id, task.attempt, n, task.chunk_source) for n in range(task.chunk_count)
         )
