@@ -69,25 +69,34 @@ def import_splitter() -> ImportSplitter:
     from vector_tasks.adapters.object_store import S3ObjectStore
     from vector_tasks.adapters.work_queue import SqsWorkQueue
     from vector_tasks.domain.imports import ImportSplitter
+    from vector_tasks.domain.registry import default_registry
     from vector_tasks.models.import_lines import parse_line
 
     steps = import_queue()
     if steps is None:
         raise RuntimeError("IMPORT_QUEUE_URL must be set (template.yaml)")
-    return ImportSplitter(task_store(), S3ObjectStore(), steps, SqsWorkQueue(settings().work_queue_url), parse_line)
+    return ImportSplitter(
+        task_store(),
+        S3ObjectStore(),
+        steps,
+        SqsWorkQueue(settings().work_queue_url),
+        parse_line,
+        chunk_items=default_registry().chunk_items,
+    )
 
 
 @cache
 def task_transitions() -> TaskTransitions:
     from vector_tasks.adapters.object_store import S3ObjectStore
     from vector_tasks.adapters.state_machines import StepFunctionsTransitions
+    from vector_tasks.domain.registry import default_registry
     from vector_tasks.domain.transitions import TaskTransitions
 
     s = settings()
     if not s.restart_state_machine_arn or not s.cancel_state_machine_arn:
         raise RuntimeError("RESTART_STATE_MACHINE_ARN and CANCEL_STATE_MACHINE_ARN must be set (template.yaml)")
     runner = StepFunctionsTransitions(s.restart_state_machine_arn, s.cancel_state_machine_arn, retention=retention())
-    return TaskTransitions(task_store(), runner, S3ObjectStore())
+    return TaskTransitions(task_store(), runner, S3ObjectStore(), chunk_items=default_registry().chunk_items)
 
 
 @cache
@@ -123,11 +132,32 @@ def embedder_for(spec: EmbeddingModelSpec) -> TextEmbedder:
     return provider_for(spec)
 
 
+@cache
+def worker_embedder(spec: EmbeddingModelSpec) -> TextEmbedder:
+    """The worker's provider for `spec` (`embedder_for`'s, looked up when first called, so a
+    test's replacement counts): one per process, so an in-process model loads once."""
+    return embedder_for(spec)
+
+
 def timed_embedder_for(spec: EmbeddingModelSpec) -> TextEmbedder:
-    """`embedder_for`'s provider (looked up when called, so a test's replacement counts), timed."""
+    """The worker's provider for `spec`, timed."""
     from vector_tasks.observability import TimedEmbedder
 
-    return TimedEmbedder(embedder_for(spec))
+    return TimedEmbedder(worker_embedder(spec))
+
+
+def in_process_models_loaded() -> None:
+    """Load the models the worker runs itself (local-minilm, where its extra is installed):
+    at init, so that no environment's first batch waits for torch and the model (4 to 8 s
+    here) while the others embed."""
+    from vector_tasks.adapters.embedders import preload
+    from vector_tasks.domain.registry import InputSource, default_registry
+
+    registry = default_registry()
+    for model_id in registry.ids():
+        spec = registry.get(model_id)
+        if spec.input.source is InputSource.TEXT:
+            preload(worker_embedder(spec))
 
 
 @cache
@@ -181,6 +211,7 @@ def reset() -> None:
         task_service,
         task_transitions,
         chunk_processor,
+        worker_embedder,
         reconciler,
         completion_events,
         import_splitter,

@@ -46,7 +46,14 @@ class Imports:
         self.chunks = MemoryWorkQueue()
         self.service = TaskService(store, self.chunks, registry, self.steps, frozenset({BUCKET}))
         self.splitter = ImportSplitter(
-            store, self.objects, self.steps, self.chunks, parse_line, range_bytes, ranges_per_step
+            store,
+            self.objects,
+            self.steps,
+            self.chunks,
+            parse_line,
+            range_bytes,
+            ranges_per_step,
+            chunk_items=registry.chunk_items,
         )
         self.action = ScriptedAction()
         self.processor = ChunkProcessor(store, {KIND: self.action, TaskKind.DELETION: self.action})
@@ -99,6 +106,18 @@ def test_objects_are_read_a_range_at_a_time_into_chunks_of_every_line(imports: I
     assert seen == [f"a{n}" for n in range(25)] + [f"b{n}" for n in range(25)]
     task = imports.task()
     assert (task.status, task.succeeded, task.failed) == (TaskStatus.DONE, 50, 0)
+
+
+def test_an_import_is_chunked_by_its_models_items_per_chunk(store: MemoryTaskStore, registry: ModelRegistry) -> None:
+    spec = registry.get(MODEL).model_copy(update={"chunk_items": 3})
+    imports = Imports(store, ModelRegistry([spec]), range_bytes=10_000)
+    imports.put("a.jsonl", [line(f"a{n}") for n in range(10)])
+    imports.create(f"s3://{BUCKET}/a.jsonl")
+    imports.read_all()
+    task = imports.task()
+    assert (task.item_count, task.chunk_count) == (10, 4)
+    imports.process_all()
+    assert [len(items) for _, items in imports.action.seen] == [3, 3, 3, 1]
 
 
 def test_a_bad_line_fails_alone_naming_its_object_and_line(store: MemoryTaskStore, registry: ModelRegistry) -> None:

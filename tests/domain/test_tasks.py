@@ -21,6 +21,7 @@ from vector_tasks.domain.model import (
     TaskKind,
     TaskStatus,
 )
+from vector_tasks.domain.registry import EmbeddingModelSpec, ModelInput, ModelRegistry
 from vector_tasks.domain.tasks import TaskService
 
 from .conftest import MODEL
@@ -182,6 +183,27 @@ def test_a_retry_keeps_the_chunks_its_first_attempt_stored_whatever_the_split_gi
     assert (created, task.chunk_count, task.dispatched) == (False, 2, True)
     assert queue.sent == refs("kept", 2)
     assert [store.load_chunk(ChunkRef(UPSERTION, "kept", 1, n), ORIGINAL_CHUNKS) for n in range(2)] == first
+
+
+def test_a_create_is_chunked_by_its_models_items_per_chunk(store: MemoryTaskStore, queue: MemoryWorkQueue) -> None:
+    spec = EmbeddingModelSpec(
+        id="in-worker",
+        provider="local-hash",
+        dimension=8,
+        space_type="cosinesimil",
+        input=ModelInput(source="text", field="text"),  # type: ignore[arg-type]
+        chunk_items=100,
+    )
+    registry = ModelRegistry([spec])
+    service = TaskService(store, queue, registry)
+
+    task, _ = service.create(UPSERTION, "in-worker", "small", items(250))
+
+    assert task.chunk_count == 3
+    assert queue.sent == refs("small", 3)
+    assert store.load_chunk(ChunkRef(UPSERTION, "small", 1, 2), ORIGINAL_CHUNKS) == items(250)[200:]
+    assert registry.chunk_items("in-worker") == 100
+    assert registry.chunk_items("gone") == CHUNK_MAX_ITEMS  # a model no longer registered
 
 
 def test_a_create_stored_by_a_release_with_other_chunk_bounds_is_finished_in_its_layout(

@@ -177,6 +177,23 @@ def test_restart_all_queues_every_original_chunk_as_the_next_attempt(
     assert queue.sent == [ChunkRef(UPSERTION, "t", 2, n) for n in range(3)]
 
 
+def test_restart_failed_chunks_the_retry_by_its_models_items_per_chunk(
+    store: MemoryTaskStore, runner: MemoryTransitions, queue: MemoryWorkQueue
+) -> None:
+    put(store, TaskStatus.RUNNING)
+    record(store, 0, (ItemFailure("a0", "bad"), ItemFailure("a1", "bad")))
+    record(store, 1)
+    store.edit(UPSERTION, "t", status=TaskStatus.CANCELED)  # chunk 2 never reached
+    asked: list[str] = []
+    transitions = TaskTransitions(store, runner, chunk_items=lambda model_id: asked.append(model_id) or 1)
+
+    answer = transitions.restart(UPSERTION, "t", RestartScope.FAILED)
+
+    assert asked == ["m"]
+    assert (answer.item_count, answer.chunk_count) == (3, 3)  # a0, a1 and chunk 2's one item
+    assert queue.sent == [ChunkRef(UPSERTION, "t", 2, n) for n in range(3)]
+
+
 def test_restart_failed_queues_only_what_did_not_succeed(
     transitions: TaskTransitions, store: MemoryTaskStore, queue: MemoryWorkQueue
 ) -> None:

@@ -32,6 +32,7 @@ from dataclasses import replace
 
 from vector_tasks.domain import sources
 from vector_tasks.domain.chunking import split_into_chunks
+from vector_tasks.domain.limits import CHUNK_MAX_ITEMS
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
     ChunkRef,
@@ -141,9 +142,11 @@ class ImportSplitter:
         range_bytes: int | None = None,
         ranges_per_step: int | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        chunk_items: Callable[[str], int] = lambda model_id: CHUNK_MAX_ITEMS,
     ) -> None:
         """`range_bytes`, `ranges_per_step`: RANGE_BYTES and RANGES_PER_STEP when None (as the
-        sources module has them then); `monotonic` tells the time left (tests inject it)."""
+        sources module has them then); `monotonic` tells the time left (tests inject it);
+        `chunk_items`: a model's items per chunk (ModelRegistry.chunk_items)."""
         self._store = store
         self._objects = objects
         self._steps = steps
@@ -152,6 +155,7 @@ class ImportSplitter:
         self._range = range_bytes or sources.RANGE_BYTES
         self._ranges_per_step = ranges_per_step or sources.RANGES_PER_STEP
         self._monotonic = monotonic
+        self._chunk_items = chunk_items
 
     def run(self, step: ImportStep, deadline: float = float("inf")) -> StepOutcome:
         """Take `step`; read on while ranges are left to read within `deadline` (monotonic)."""
@@ -238,7 +242,7 @@ class ImportSplitter:
                     following = replace(step, obj=step.obj + 1, offset=0, line=1, gzip=None, skipping=False)
                 else:
                     following = None
-                chunks = split_into_chunks(entries)
+                chunks = split_into_chunks(entries, max_items=self._chunk_items(task.embedding_model_id))
                 if following is not None:
                     following = replace(following, chunk=step.chunk + len(chunks))
                 read = StepRead(step, chunks, lines, 1 if got.at_end else 0, following)

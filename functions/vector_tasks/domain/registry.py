@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vector_tasks.domain.errors import UnknownEmbeddingModel
+from vector_tasks.domain.limits import CHUNK_MAX_ITEMS
 
 REGISTRY_FILE = Path(__file__).with_name("models.json")
 
@@ -57,6 +58,10 @@ class EmbeddingModelSpec(BaseModel):
     normalize: bool = True
     batch_size: int = Field(default=32, ge=1, le=1000)
     max_concurrency: int = Field(default=4, ge=1, le=64)
+    # Items per chunk, fewer than CHUNK_MAX_ITEMS for a model the worker computes itself: a
+    # worker invocation takes up to ten chunks, so a task of smaller chunks is spread over more
+    # environments, each embedding on its own CPUs.
+    chunk_items: int = Field(default=CHUNK_MAX_ITEMS, ge=1, le=CHUNK_MAX_ITEMS)
 
     @model_validator(mode="after")
     def _fits_the_provider(self) -> EmbeddingModelSpec:
@@ -105,6 +110,12 @@ class ModelRegistry:
 
     def ids(self) -> list[str]:
         return sorted(self._models)
+
+    def chunk_items(self, model_id: str) -> int:
+        """The model's items per chunk; CHUNK_MAX_ITEMS for a model no longer registered (its
+        task's retry or import still runs, and fails its items with the model's error)."""
+        spec = self._models.get(model_id)
+        return spec.chunk_items if spec is not None else CHUNK_MAX_ITEMS
 
 
 @cache

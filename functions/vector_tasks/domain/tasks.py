@@ -47,8 +47,8 @@ class TaskService:
         Anything that fails once the request is known to be valid is a CreateInterrupted naming
         the task_id (generated or not), so the client can send the same request again with it.
         """
-        self._registry.get(embedding_model_id)
-        chunks = split_into_chunks(items)
+        chunk_items = self._registry.get(embedding_model_id).chunk_items
+        chunks = split_into_chunks(items, max_items=chunk_items)
         task_id = task_id or str(uuid.uuid4())
         try:
             return self._create(kind, embedding_model_id, task_id, items, chunks)

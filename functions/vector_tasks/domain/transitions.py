@@ -7,6 +7,8 @@ the check and the write is still a 409 with the status the task has now, never a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from vector_tasks.domain.chunking import split_into_chunks
 from vector_tasks.domain.errors import (
     AttemptMismatch,
@@ -17,6 +19,7 @@ from vector_tasks.domain.errors import (
     TaskNotFound,
 )
 from vector_tasks.domain.lifecycle import CANCELABLE, RESTARTABLE
+from vector_tasks.domain.limits import CHUNK_MAX_ITEMS
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
     RestartPlan,
@@ -44,11 +47,19 @@ def _expect_attempt(action: str, task: Task, attempt: int | None) -> None:
 
 
 class TaskTransitions:
-    def __init__(self, store: TaskStore, runner: TransitionRunner, objects: ObjectStore | None = None) -> None:
-        """`objects`: where an import's source is looked at before it is read again."""
+    def __init__(
+        self,
+        store: TaskStore,
+        runner: TransitionRunner,
+        objects: ObjectStore | None = None,
+        chunk_items: Callable[[str], int] = lambda model_id: CHUNK_MAX_ITEMS,
+    ) -> None:
+        """`objects`: where an import's source is looked at before it is read again;
+        `chunk_items`: a model's items per chunk (ModelRegistry.chunk_items)."""
         self._store = store
         self._runner = runner
         self._objects = objects
+        self._chunk_items = chunk_items
 
     def _task(self, kind: TaskKind, task_id: str, with_failures: bool = False) -> Task:
         """The task; its failure list (a query of every chunk result) only for the answer."""
@@ -134,7 +145,7 @@ class TaskTransitions:
         retry = self._store.items_not_succeeded(task)
         if not retry:
             raise NothingToRetry(task.task_id)
-        chunks = split_into_chunks(retry)
+        chunks = split_into_chunks(retry, max_items=self._chunk_items(task.embedding_model_id))
         # Stored under the next attempt's own source before the transition, so the attempt
         # never starts without its chunks; a refused transition leaves them unreferenced.
         source = chunk_source_for_retry(next_attempt)

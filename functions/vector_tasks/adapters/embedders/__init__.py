@@ -31,3 +31,12 @@ def embedder_for(spec: EmbeddingModelSpec) -> TextEmbedder:
 
         return MiniLMEmbedder(spec.dimension, batch_size=spec.batch_size)
     raise ValueError(f"model '{spec.id}' (provider {spec.provider}) does not embed text")
+
+
+def preload(embedder: TextEmbedder) -> None:
+    """Load the model of an embedder that runs in this process, where it can be loaded (the
+    MiniLM extra installed); nothing for one that calls a service."""
+    from vector_tasks.adapters.embedders.minilm import MiniLMEmbedder, extra_installed
+
+    if isinstance(embedder, MiniLMEmbedder) and extra_installed():
+        embedder.load()

