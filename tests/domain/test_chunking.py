@@ -143,6 +143,19 @@ def test_stored_bytes_are_the_chunks_json_within_the_bound_and_the_next_item_wou
             assert split_into_chunks([*chunk, following[0]], max_stored_bytes=bound)[0] == chunk
 
 
+def test_an_item_the_standard_library_writes_inside_a_compressed_chunk_reads_back_exactly() -> None:
+    rng = random.Random(5)
+    items: list[Item] = [
+        {"object_id": f"v{n}", "vector": [round(rng.gauss(0, 1), 6) for _ in range(384)]} for n in range(400)
+    ]
+    items[250] = {"object_id": "wide", "payload": {"n": 2**70, "vector": items[250]["vector"]}}  # type: ignore[index]
+    chunks = split_into_chunks(items)
+    assert len(chunks) > 2 and sum(map(size_of, chunks[0])) > CHUNK_MAX_STORED_BYTES  # streamed chunks
+    for chunk in chunks:
+        assert chunk.orjson_exact is (items[250] not in chunk)
+        assert json_loads(zlib.decompress(chunk.stored)) == list(chunk)
+
+
 def test_a_chunk_with_an_integer_past_64_bits_is_not_marked_for_orjson() -> None:
     plain, wide = {"object_id": "a", "payload": {"n": 2**63}}, {"object_id": "b", "payload": {"n": 2**64}}
     assert split_into_chunks([plain])[0].orjson_exact

@@ -62,19 +62,28 @@ def sorted_json_bytes(value: object) -> bytes:
         return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
 
-def number_shapes(data: bytes) -> tuple[bool, bool]:
-    """(may overflow a float, has an integer orjson may not read exactly) for the numbers JSON
-    text `data` may hold: both False for nearly every document, which orjson then reads exactly
-    as the standard library does."""
-    digits = data.translate(_DIGITS_AS_ZERO, b"+")
-    exponent = _EXPONENT_100_REVERSED in digits[::-1]
-    return exponent or _OVERFLOW_RUN in digits, exponent or _ORJSON_RUN in digits
+def _digits_as_zeros(data: bytes) -> bytes:
+    return data.translate(_DIGITS_AS_ZERO, b"+")
+
+
+def may_misread_integers(data: bytes) -> bool:
+    """Whether JSON text `data` may hold an integer orjson would not read exactly (19 digits in
+    a row): False for nearly every document, which orjson then reads as the standard library
+    does, floats included (both round correctly)."""
+    return _ORJSON_RUN in _digits_as_zeros(data)
+
+
+def may_overflow(data: bytes) -> bool:
+    """Whether JSON text `data` may hold a number past a float's range or past the integer digit
+    limit. Asked only of a document orjson refused (it refuses such a number)."""
+    digits = _digits_as_zeros(data)
+    return _EXPONENT_100_REVERSED in digits[::-1] or _OVERFLOW_RUN in digits
 
 
 def json_loads(data: bytes) -> object:
     """JSON that `json_bytes` wrote, read back as the standard library reads it: by orjson
     unless an integer in it may be past 64 bits."""
-    if number_shapes(data)[1]:
+    if may_misread_integers(data):
         return json.loads(data)
     return orjson.loads(data)
 

@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from vector_tasks.domain.encoding import number_shapes
+from vector_tasks.domain.encoding import may_misread_integers, may_overflow
 from vector_tasks.domain.errors import (
     AttemptMismatch,
     CreateInterrupted,
@@ -80,11 +80,6 @@ def _nesting_depth_over(value: Any, limit: int) -> bool:
 _CONTAINERS = frozenset({dict, list})
 
 
-def _number_shapes(doc: str) -> tuple[bool, bool]:
-    """(may overflow, may hold an integer past 64 bits) for the numbers `doc` may hold."""
-    return number_shapes(doc.encode(errors="replace"))
-
-
 def _orjson_loads(doc: str) -> Any:
     """orjson's parse, or _UNPARSED for whatever it refuses (NaN, a lone surrogate, nesting past
     its limit, ...): the standard library then says what is wrong, or accepts it as before."""
@@ -121,11 +116,11 @@ def strict_json_loads(text: str | bytes | bytearray) -> Any:
         except ValueError as exc:  # past sys.get_int_max_str_digits()
             raise _refuse(f"integer of {len(literal.lstrip('-'))} digits is too long", doc, doc.find(literal)) from exc
 
-    may_overflow, long_digits = _number_shapes(doc)
-    value = _UNPARSED if long_digits else _orjson_loads(doc)
+    text = doc.encode(errors="replace")
+    value = _UNPARSED if may_misread_integers(text) else _orjson_loads(doc)
     if value is _UNPARSED:
         try:
-            if may_overflow:
+            if may_overflow(text):
                 value = json.loads(doc, parse_constant=constant, parse_float=real, parse_int=integer)
             else:
                 value = json.loads(doc, parse_constant=constant)
