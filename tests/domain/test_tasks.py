@@ -21,7 +21,7 @@ from vector_tasks.domain.model import (
     TaskKind,
     TaskStatus,
 )
-from vector_tasks.domain.registry import EmbeddingModelSpec, ModelInput, ModelRegistry
+from vector_tasks.domain.registry import ModelRegistry
 from vector_tasks.domain.tasks import TaskService
 
 from .conftest import MODEL
@@ -185,15 +185,10 @@ def test_a_retry_keeps_the_chunks_its_first_attempt_stored_whatever_the_split_gi
     assert [store.load_chunk(ChunkRef(UPSERTION, "kept", 1, n), ORIGINAL_CHUNKS) for n in range(2)] == first
 
 
-def test_a_create_is_chunked_by_its_models_items_per_chunk(store: MemoryTaskStore, queue: MemoryWorkQueue) -> None:
-    spec = EmbeddingModelSpec(
-        id="in-worker",
-        provider="local-hash",
-        dimension=8,
-        space_type="cosinesimil",
-        input=ModelInput(source="text", field="text"),  # type: ignore[arg-type]
-        chunk_items=100,
-    )
+def test_a_create_is_chunked_by_its_models_items_per_chunk(
+    store: MemoryTaskStore, queue: MemoryWorkQueue, registry: ModelRegistry
+) -> None:
+    spec = registry.get(MODEL).model_copy(update={"id": "in-worker", "chunk_items": 100})
     registry = ModelRegistry([spec])
     service = TaskService(store, queue, registry)
 
