@@ -14,6 +14,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     task_table_name: str = Field(min_length=1)
+    # The tasks' items (chunks): a table without a stream (template.yaml ChunkTable).
+    chunk_table_name: str = Field(min_length=1)
     work_queue_url: str = Field(min_length=1)
     opensearch_endpoint: str = Field(min_length=1)
     # "sigv4" signs requests for an Amazon OpenSearch Service domain; "none" is for local stacks.

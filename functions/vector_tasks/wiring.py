@@ -42,7 +42,8 @@ def retention() -> Retention:
 def task_store() -> DynamoTaskStore:
     from vector_tasks.adapters.task_store import DynamoTaskStore
 
-    return DynamoTaskStore(settings().task_table_name, retention=retention())
+    s = settings()
+    return DynamoTaskStore(s.task_table_name, retention=retention(), chunk_table_name=s.chunk_table_name)
 
 
 def import_queue() -> SqsImportQueue | None:

@@ -191,17 +191,28 @@ def aws_session(dynamodb_local: str) -> EndpointSession:
 
 
 @pytest.fixture
-def task_table(aws_session: EndpointSession) -> Iterator[str]:
-    """A fresh task table per test, created from template.yaml's TaskTable declaration."""
+def tables(aws_session: EndpointSession) -> Iterator[dict[str, str]]:
+    """Fresh tables per test, created from template.yaml's declarations: physical name by
+    logical id (TaskTable, ChunkTable)."""
     pseudo = {**LOCAL_PSEUDO_PARAMETERS, "AWS::StackName": f"contract-{uuid.uuid4().hex[:12]}"}
     template = Template(load_template(), parameters=TEMPLATE_PARAMETERS, pseudo=pseudo)
     create_resources(template, aws_session, only={"AWS::DynamoDB::Table"})
-    created = [physical["Ref"] for physical in template.physical.values()]
-    yield template.physical["TaskTable"]["Ref"]
+    created = {logical_id: physical["Ref"] for logical_id, physical in template.physical.items()}
+    yield created
     client = aws_session.client("dynamodb")
-    for name in created:
+    for name in created.values():
         with contextlib.suppress(ClientError):
             client.delete_table(TableName=name)
+
+
+@pytest.fixture
+def task_table(tables: dict[str, str]) -> str:
+    return tables["TaskTable"]
+
+
+@pytest.fixture
+def chunk_table(tables: dict[str, str]) -> str:
+    return tables["ChunkTable"]
 
 
 @pytest.fixture
@@ -227,7 +238,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 def store(request: pytest.FixtureRequest, backend: str) -> TaskStore:
     if backend == "memory":
         return MemoryTaskStore()
-    return DynamoTaskStore(request.getfixturevalue("task_table"), resource=request.getfixturevalue("dynamodb"))
+    return DynamoTaskStore(
+        request.getfixturevalue("task_table"),
+        resource=request.getfixturevalue("dynamodb"),
+        chunk_table_name=request.getfixturevalue("chunk_table"),
+    )
 
 
 @pytest.fixture
@@ -238,8 +253,9 @@ def make_store(request: pytest.FixtureRequest, backend: str, store: TaskStore) -
         return lambda: store
     aws_session: EndpointSession = request.getfixturevalue("aws_session")
     task_table: str = request.getfixturevalue("task_table")
+    chunk_table: str = request.getfixturevalue("chunk_table")
 
     def make() -> DynamoTaskStore:
-        return DynamoTaskStore(task_table, resource=aws_session.resource("dynamodb"))
+        return DynamoTaskStore(task_table, resource=aws_session.resource("dynamodb"), chunk_table_name=chunk_table)
 
     return make

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from tests.support.memory import MemoryTaskStore
+from vector_tasks.adapters.task_codec import chunk_item
+from vector_tasks.adapters.task_store import DynamoTaskStore
 from vector_tasks.domain.chunking import split_into_chunks
 from vector_tasks.domain.encoding import json_bytes
 from vector_tasks.domain.errors import ChunkNotStored
@@ -681,7 +683,7 @@ def _lose_chunk(store: TaskStore, request: pytest.FixtureRequest, task_id: str, 
     if isinstance(store, MemoryTaskStore):
         store.forget_chunks(UPSERTION, task_id, ORIGINAL_CHUNKS)
         return
-    table = request.getfixturevalue("dynamodb").Table(request.getfixturevalue("task_table"))
+    table = request.getfixturevalue("dynamodb").Table(request.getfixturevalue("chunk_table"))
     table.delete_item(Key={"pk": f"upsertion#{task_id}", "sk": sk})
 
 
@@ -708,7 +710,7 @@ def test_items_past_their_expiry_are_gone_before_ttl_deletes_them(
         pytest.skip("the in-memory store has no TTL: forgetting a chunk is its expiry")
     task = started(store, make_task("past", chunk_count=1))
     store.put_chunks(UPSERTION, "past", [[{"object_id": "a"}]])
-    table = request.getfixturevalue("dynamodb").Table(request.getfixturevalue("task_table"))
+    table = request.getfixturevalue("dynamodb").Table(request.getfixturevalue("chunk_table"))
     item = table.get_item(Key={"pk": "upsertion#past", "sk": "CHUNK#00000"})["Item"]
     assert int(item["expires_at"]) > int(datetime.now(UTC).timestamp()) + 29 * 86400
     table.update_item(
@@ -720,6 +722,37 @@ def test_items_past_their_expiry_are_gone_before_ttl_deletes_them(
         store.renew_chunks(task, ORIGINAL_CHUNKS, 1, datetime.now(UTC))
     with pytest.raises(ChunkNotStored):
         store.items_not_succeeded(stored(store, task))
+
+
+def test_chunks_stored_with_the_tasks_before_the_chunk_table_are_still_read_and_renewed(
+    store: TaskStore, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """DynamoDB only: a stack deployed before ChunkTable wrote chunks to the task table; its
+    tasks in flight are read, restarted and reconciled from there until those chunks expire."""
+    if backend != "dynamodb":
+        pytest.skip("the in-memory store has one place for chunks")
+    before = DynamoTaskStore(request.getfixturevalue("task_table"), resource=request.getfixturevalue("dynamodb"))
+    task = started(store, make_task("old", chunk_count=3))
+    before.put_chunks(UPSERTION, "old", [[{"object_id": "a"}], [{"object_id": "b"}]])
+    # Chunk 2 written after the change (an import read across it): in the chunk table.
+    chunk_table = request.getfixturevalue("dynamodb").Table(request.getfixturevalue("chunk_table"))
+    expires_at = int((datetime.now(UTC) + timedelta(days=1)).timestamp())
+    chunk_table.put_item(Item=chunk_item(UPSERTION, "old", ORIGINAL_CHUNKS, 2, [{"object_id": "c"}], expires_at))
+
+    ref = ChunkRef(UPSERTION, "old", 1, 1)
+    assert store.read_delivery(ref).items is None  # not in the chunk table: the processor loads it
+    assert store.load_chunk(ref, ORIGINAL_CHUNKS) == [{"object_id": "b"}]
+    assert store.stored_chunks(task) == {0, 1, 2}
+    assert store.items_not_succeeded(stored(store, task)) == [{"object_id": o} for o in "abc"]
+    store.renew_chunks(task, ORIGINAL_CHUNKS, 3, datetime.now(UTC))  # across both tables
+    task_table = request.getfixturevalue("dynamodb").Table(request.getfixturevalue("task_table"))
+    renewed = task_table.get_item(Key={"pk": "upsertion#old", "sk": "CHUNK#00001"})["Item"]
+    assert int(renewed["expires_at"]) > int(datetime.now(UTC).timestamp()) + 29 * 86400
+    task_table.delete_item(Key={"pk": "upsertion#old", "sk": "CHUNK#00001"})
+    with pytest.raises(ChunkNotStored):
+        store.renew_chunks(task, ORIGINAL_CHUNKS, 3, datetime.now(UTC))
+    with pytest.raises(ChunkNotStored):
+        store.load_chunk(ref, ORIGINAL_CHUNKS)
 
 
 def test_retry_chunks_live_under_their_own_source(store: TaskStore) -> None:

@@ -511,6 +511,7 @@ SITES: dict[str, list[str]] = {
         "dynamodb.PutItem @ DynamoTaskStore.save_reconcile_cursor #3",
         "dynamodb.Query @ DynamoTaskStore.recorded_chunks #0",
         "dynamodb.Query @ DynamoTaskStore.stored_chunks #0",
+        "dynamodb.Query @ DynamoTaskStore.stored_chunks #1",
         "dynamodb.Query @ DynamoTaskStore.unfinished_tasks #0",
         "dynamodb.Query @ DynamoTaskStore.unfinished_tasks #1",
         "dynamodb.Query @ DynamoTaskStore.unfinished_tasks #2",

@@ -22,10 +22,21 @@ MODEL = "local-hash-384"
 DAY = 86400
 
 
+def table_of(stack: InProcessStack, sk: str) -> Any:
+    """Where an item is: chunks and retry sets in the chunk table, the rest in the task table."""
+    chunk = sk.startswith(("CHUNK#", "RETRY#"))
+    return boto3.resource("dynamodb").Table(stack.chunk_table_name if chunk else stack.table_name)
+
+
 def items_of(stack: InProcessStack, task_id: str, kind: str = "upsertion") -> dict[str, dict[str, Any]]:
-    table = boto3.resource("dynamodb").Table(stack.table_name)
-    found = table.query(KeyConditionExpression=Key("pk").eq(f"{kind}#{task_id}"))["Items"]
-    return {str(i["sk"]): i for i in found}
+    """The task's items in both tables, each found in the table `table_of` names."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in (stack.table_name, stack.chunk_table_name):
+        table = boto3.resource("dynamodb").Table(name)
+        for item in table.query(KeyConditionExpression=Key("pk").eq(f"{kind}#{task_id}"))["Items"]:
+            assert table_of(stack, str(item["sk"])).name == name, (name, item["sk"])
+            found[str(item["sk"])] = item
+    return found
 
 
 def run(stack: InProcessStack, task_id: str, texts: list[str | None]) -> None:
@@ -74,7 +85,7 @@ def test_a_pending_task_never_expires_and_a_canceled_one_does(stack: InProcessSt
 
 def test_a_restart_of_every_item_renews_the_chunks_expiry(stack: InProcessStack) -> None:
     run(stack, "l3", ["a", "b"])
-    table = boto3.resource("dynamodb").Table(stack.table_name)
+    table = table_of(stack, "CHUNK#00000")
     soon = int(time.time()) + DAY  # a day left of its retention
     table.update_item(
         Key={"pk": "upsertion#l3", "sk": "CHUNK#00000"},
@@ -86,17 +97,15 @@ def test_a_restart_of_every_item_renews_the_chunks_expiry(stack: InProcessStack)
 
 
 def _expire_by_deleting(stack: InProcessStack, task_id: str) -> None:
-    table = boto3.resource("dynamodb").Table(stack.table_name)
     for sk in items_of(stack, task_id):
         if sk != "TASK":
-            table.delete_item(Key={"pk": f"upsertion#{task_id}", "sk": sk})
+            table_of(stack, sk).delete_item(Key={"pk": f"upsertion#{task_id}", "sk": sk})
 
 
 def _expire_in_place(stack: InProcessStack, task_id: str) -> None:
-    table = boto3.resource("dynamodb").Table(stack.table_name)
     for sk in items_of(stack, task_id):
         if sk != "TASK":
-            table.update_item(
+            table_of(stack, sk).update_item(
                 Key={"pk": f"upsertion#{task_id}", "sk": sk},
                 UpdateExpression="SET expires_at = :past",
                 ExpressionAttributeValues={":past": int(time.time()) - 60},

@@ -55,12 +55,15 @@ class InProcessStack:
         return EventTap(self.events, self.sqs, self.template.values["EventBusName"])
 
     def recreate_table(self) -> None:
-        """The task table made anew, empty, with a new stream that its consumer's role and poller
-        follow. moto copies the table with every stream record it ever made on each
-        transaction, so a long-lived stack (the crash points) starts each scenario from here."""
+        """The task and chunk tables made anew, empty, the task table with a new stream that its
+        consumer's role and poller follow. moto copies the table with every stream record it
+        ever made on each transaction, so a long-lived stack (the crash points) starts each
+        scenario from here."""
         client = self._session.client("dynamodb")
-        client.update_table(TableName=self.table_name, DeletionProtectionEnabled=False)
-        client.delete_table(TableName=self.table_name)
+        for logical_id in ("TaskTable", "ChunkTable"):
+            name = self.template.physical[logical_id]["Ref"]
+            client.update_table(TableName=name, DeletionProtectionEnabled=False)
+            client.delete_table(TableName=name)
         create_resources(self.template, self._session, only={"AWS::DynamoDB::Table"}, permissions=self.permissions)
         for poller in self.pollers:
             if isinstance(poller, StreamPoller):
@@ -73,6 +76,10 @@ class InProcessStack:
     @property
     def table_name(self) -> str:
         return self.template.physical["TaskTable"]["Ref"]
+
+    @property
+    def chunk_table_name(self) -> str:
+        return self.template.physical["ChunkTable"]["Ref"]
 
     def invoke(
         self,

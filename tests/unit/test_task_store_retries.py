@@ -43,15 +43,22 @@ class ScriptedDynamo:
         return self
 
     def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
-        """Answers the first scripted number of the asked keys, leaves the rest unprocessed."""
+        """Answers the first scripted number of the asked keys (table after table), leaves the
+        rest unprocessed."""
         self.calls += 1
-        self.asked.append([k["sk"] for k in RequestItems["tasks"]["Keys"]])
+        assert all(asked["ConsistentRead"] is True for asked in RequestItems.values())
+        keys = [(table, key) for table, asked in RequestItems.items() for key in asked["Keys"]]
+        self.asked.append([f"{table}:{key['sk']}" for table, key in keys])
         answered = self.answers.pop(0)
-        keys = RequestItems["tasks"]["Keys"]
-        assert isinstance(answered, int) and RequestItems["tasks"]["ConsistentRead"] is True
-        found = [self.rows[k["sk"]] for k in keys[:answered] if k["sk"] in self.rows]
-        unprocessed = {"tasks": {"Keys": keys[answered:]}} if keys[answered:] else {}
-        return {"Responses": {"tasks": found}, "UnprocessedKeys": unprocessed}
+        assert isinstance(answered, int)
+        found: dict[str, list[dict[str, Any]]] = {}
+        for table, key in keys[:answered]:
+            if key["sk"] in self.rows:
+                found.setdefault(table, []).append(self.rows[key["sk"]])
+        unprocessed: dict[str, Any] = {}
+        for table, key in keys[answered:]:
+            unprocessed.setdefault(table, {"Keys": []})["Keys"].append(key)
+        return {"Responses": found, "UnprocessedKeys": unprocessed}
 
     def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> None:
         self.calls += 1
@@ -62,7 +69,9 @@ class ScriptedDynamo:
 
 def store_with(dynamo: ScriptedDynamo, clock: FakeClock) -> DynamoTaskStore:
     policy = RetryPolicy(attempts=5, base_delay=0.025, max_delay=1.0, rng=FixedJitter(1.0), clock=clock)
-    return DynamoTaskStore("tasks", resource=dynamo, conflict_retry=policy, sleep=clock.sleep)
+    return DynamoTaskStore(
+        "tasks", resource=dynamo, conflict_retry=policy, sleep=clock.sleep, chunk_table_name="chunks"
+    )
 
 
 def test_conflicts_are_retried_with_a_short_backoff() -> None:
@@ -101,9 +110,9 @@ def test_keys_left_unprocessed_are_asked_again_alone() -> None:
     dynamo = ScriptedDynamo(1, 0, 2, rows=rows)  # one key answered, then none, then the other two
     read = store_with(dynamo, clock).read_delivery(REF)
     assert dynamo.asked == [
-        ["TASK", "RESULT#00000", "CHUNK#00000"],
-        ["RESULT#00000", "CHUNK#00000"],
-        ["RESULT#00000", "CHUNK#00000"],
+        ["tasks:TASK", "tasks:RESULT#00000", "chunks:CHUNK#00000"],
+        ["tasks:RESULT#00000", "chunks:CHUNK#00000"],
+        ["tasks:RESULT#00000", "chunks:CHUNK#00000"],
     ]
     assert (read.task, read.recorded, read.items) == (None, True, None)
     assert clock.now == pytest.approx(0.05 + 0.1)

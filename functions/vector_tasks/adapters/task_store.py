@@ -1,5 +1,9 @@
-"""Tasks in one DynamoDB table: the store (the key layout is in task_keys, the item codec in
-task_codec).
+"""Tasks in DynamoDB: the store (the key layout is in task_keys, the item codec in task_codec).
+
+Tasks, chunk results, counters and cursors are in the task table, whose stream the completion
+events read; the tasks' items (chunks) are in a table of their own, without a stream, so that
+the stream carries no chunk images (about 600 KB a read during a bulk load, each read and
+skipped by the completion events' event source).
 
 Every status change is a conditional write, and recording a chunk's result is one
 transaction with the task's counters, so a redelivered chunk can never count twice.
@@ -99,6 +103,17 @@ def _is_condition_failure(exc: ClientError) -> bool:
     return False
 
 
+def _query_pages(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a query, page after page."""
+    items: list[dict[str, Any]] = []
+    while True:
+        response = table.query(**kwargs)
+        items.extend(response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return items
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
 class DynamoTaskStore:
     def __init__(
         self,
@@ -107,25 +122,49 @@ class DynamoTaskStore:
         conflict_retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         retention: Retention | None = None,
+        chunk_table_name: str | None = None,
     ) -> None:
         """`conflict_retry` and `sleep`: how `record_chunk` retries transaction conflicts
         (tests inject a seeded or fixed jitter and a fake sleep). `retention`: the expiry the
-        store sets on what it writes (the template's RetentionDays and TaskRetentionDays)."""
+        store sets on what it writes (the template's RetentionDays and TaskRetentionDays).
+
+        `chunk_table_name`: where chunks are written (the template's ChunkTable); None keeps
+        them in the task table. Chunks a stack wrote to the task table before it had a chunk
+        table are still found there (`_chunk_tables`) until they expire (RetentionDays).
+        """
         self._table_name = table_name
+        self._chunk_table_name = chunk_table_name or table_name
         self._retention = retention or Retention()
         self._resource = resource
         self._table_instance: Any = None
+        self._chunk_table_instance: Any = None
         self._conflict_retry = conflict_retry or conflict_retry_policy()
         self._sleep = sleep
+
+    def _dynamodb(self) -> Any:
+        if self._resource is None:
+            self._resource = boto3.resource("dynamodb")
+        return self._resource
 
     @property
     def _table(self) -> Any:
         # Made once: building a Table resource costs tens of milliseconds, every time.
         if self._table_instance is None:
-            if self._resource is None:
-                self._resource = boto3.resource("dynamodb")
-            self._table_instance = self._resource.Table(self._table_name)
+            self._table_instance = self._dynamodb().Table(self._table_name)
         return self._table_instance
+
+    @property
+    def _chunk_table(self) -> Any:
+        if self._chunk_table_name == self._table_name:
+            return self._table
+        if self._chunk_table_instance is None:
+            self._chunk_table_instance = self._dynamodb().Table(self._chunk_table_name)
+        return self._chunk_table_instance
+
+    def _chunk_tables(self) -> list[Any]:
+        """Where a task's chunks may be, in the order to look: the chunk table, then the task
+        table (chunks written before the chunk table existed)."""
+        return [self._chunk_table] if self._chunk_table_name == self._table_name else [self._chunk_table, self._table]
 
     @property
     def _client(self) -> Any:
@@ -213,13 +252,7 @@ class DynamoTaskStore:
         return page, next_offset
 
     def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        while True:
-            response = self._table.query(**kwargs)
-            items.extend(response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return items
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return _query_pages(self._table, **kwargs)
 
     def list_tasks(self, kind: TaskKind, status: TaskStatus | None, offset: int, limit: int) -> TaskPage:
         """Newest first, from a sparse index; reads offset + limit + 1 index entries, never the table."""
@@ -312,19 +345,37 @@ class DynamoTaskStore:
         self, kind: TaskKind, task_id: str, chunks: Sequence[list[Item]], source: str = ORIGINAL_CHUNKS
     ) -> None:
         expires_at = self._retention.items_expire_at(utc_now())
-        with self._table.batch_writer() as batch:
+        with self._chunk_table.batch_writer() as batch:
             for number, items in enumerate(chunks):
                 batch.put_item(Item=chunk_item(kind, task_id, source, number, items, expires_at))
 
     def renew_chunks(self, task: Task, source: str, chunk_count: int, now: datetime) -> None:
         """One transaction per 100 chunks, each update conditioned on the chunk being stored and
-        not past its expiry (chunks written before expiry existed have none)."""
+        not past its expiry (chunks written before expiry existed have none). A group the chunk
+        table lacks is renewed where it was written before that table existed."""
         pk = task_pk(task.kind, task.task_id)
-        values = {":expires_at": self._retention.items_expire_at(now), ":now": int(now.timestamp())}
+        expires_at = self._retention.items_expire_at(now)
+        tables = self._chunk_tables()
+        for start in range(0, chunk_count, _TRANSACTION_ITEMS):
+            numbers = list(range(start, min(start + _TRANSACTION_ITEMS, chunk_count)))
+            if any(self._renew_group(table, pk, source, numbers, expires_at, now) for table in tables):
+                continue
+            # An import read across the change to a chunk table has chunks in both tables.
+            parts = self._where_chunks_are(pk, source, numbers) if len(tables) > 1 else None
+            if parts is None or not all(
+                self._renew_group(table, pk, source, part, expires_at, now) for table, part in parts
+            ):
+                raise ChunkNotStored(f"a chunk of {source} of {task.kind.value} task '{task.task_id}' is gone")
+
+    def _renew_group(
+        self, table: Any, pk: str, source: str, numbers: list[int], expires_at: int, now: datetime
+    ) -> bool:
+        """One transaction renewing these chunks in `table`; False when one is not there."""
+        values = {":expires_at": expires_at, ":now": int(now.timestamp())}
         updates = [
             {
                 "Update": {
-                    "TableName": self._table_name,
+                    "TableName": table.name,
                     "Key": {"pk": pk, "sk": chunk_sk(source, number)},
                     "UpdateExpression": f"SET {EXPIRES_AT} = :expires_at",
                     "ConditionExpression": f"attribute_exists(pk) AND (attribute_not_exists({EXPIRES_AT}) "
@@ -332,37 +383,59 @@ class DynamoTaskStore:
                     "ExpressionAttributeValues": values,
                 }
             }
-            for number in range(chunk_count)
+            for number in numbers
         ]
-        for start in range(0, len(updates), _TRANSACTION_ITEMS):
-            try:
-                self._client.transact_write_items(TransactItems=updates[start : start + _TRANSACTION_ITEMS])
-            except ClientError as exc:
-                if _is_condition_failure(exc):
-                    raise ChunkNotStored(
-                        f"a chunk of {source} of {task.kind.value} task '{task.task_id}' is gone"
-                    ) from exc
-                raise
+        try:
+            self._client.transact_write_items(TransactItems=updates)
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def _where_chunks_are(self, pk: str, source: str, numbers: list[int]) -> list[tuple[Any, list[int]]] | None:
+        """`numbers` (ascending) by the table that holds them, the chunk table first; None when
+        one of them is in neither."""
+        wanted = set(numbers)
+        parts: list[tuple[Any, list[int]]] = []
+        for table in self._chunk_tables():
+            rows = _query_pages(
+                table,
+                KeyConditionExpression=Key("pk").eq(pk)
+                & Key("sk").between(chunk_sk(source, numbers[0]), chunk_sk(source, numbers[-1])),
+                ProjectionExpression="sk",
+                ConsistentRead=True,
+            )
+            here = sorted(wanted & {chunk_number(str(row["sk"])) for row in rows})
+            if here:
+                parts.append((table, here))
+            wanted -= set(here)
+        return None if wanted else parts
 
     def load_chunk(self, ref: ChunkRef, source: str) -> list[Item]:
-        response = self._table.get_item(
-            Key={"pk": task_pk(ref.kind, ref.task_id), "sk": chunk_sk(source, ref.chunk)}, ConsistentRead=True
-        )
-        if "Item" not in response:
-            raise ChunkNotStored(f"chunk {source} {ref.chunk} of {ref.kind.value} task '{ref.task_id}' is not stored")
-        return chunk_items(response["Item"])
+        key = {"pk": task_pk(ref.kind, ref.task_id), "sk": chunk_sk(source, ref.chunk)}
+        for table in self._chunk_tables():
+            response = table.get_item(Key=key, ConsistentRead=True)
+            if "Item" in response:
+                return chunk_items(response["Item"])
+        raise ChunkNotStored(f"chunk {source} {ref.chunk} of {ref.kind.value} task '{ref.task_id}' is not stored")
+
+    def _stored_chunks_of(self, task: Task, **query: Any) -> list[dict[str, Any]]:
+        """The chunks of the task's current source, each once (the chunk table's copy first)."""
+        condition = Key("pk").eq(task_pk(task.kind, task.task_id)) & Key("sk").begins_with(f"{task.chunk_source}#")
+        found: dict[str, dict[str, Any]] = {}
+        for table in self._chunk_tables():
+            for chunk in _query_pages(table, KeyConditionExpression=condition, ConsistentRead=True, **query):
+                found.setdefault(str(chunk["sk"]), chunk)
+        return list(found.values())
 
     def items_not_succeeded(self, task: Task) -> list[Item]:
         """The items of the task's current attempt that did not succeed: those listed as failed,
         and every item of a chunk the attempt never recorded (canceled before it was reached)."""
-        pk = task_pk(task.kind, task.task_id)
         now = utc_now()
         chunks = [
             chunk
-            for chunk in self._query_all(
-                KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with(f"{task.chunk_source}#"),
-                ConsistentRead=True,
-            )
+            for chunk in self._stored_chunks_of(task)
             if chunk_number(str(chunk["sk"])) < task.chunk_count and not expired(chunk, now)
         ]
         if len(chunks) < task.chunk_count:
@@ -380,30 +453,43 @@ class DynamoTaskStore:
         return retry
 
     def read_delivery(self, ref: ChunkRef) -> ChunkDelivery:
-        """One BatchGetItem, strongly consistent, of the task, the chunk's result and the chunk.
+        """One BatchGetItem, strongly consistent, of the task and the chunk's result (task table)
+        and the chunk (chunk table). A chunk written to the task table before the chunk table
+        existed is not looked for here: without items, the processor loads it (`load_chunk`).
 
         Keys DynamoDB leaves unprocessed (throttling, a response past 16 MB) are asked again
         after the pauses of `conflict_retry`; still unprocessed after its tries, this raises
         and the delivery comes back.
         """
         pk = task_pk(ref.kind, ref.task_id)
-        keys = {"task": TASK_SK, "result": result_sk(ref.chunk), "chunk": chunk_sk(ref.source, ref.chunk)}
-        wanted = [{"pk": pk, "sk": sk} for sk in keys.values()]
+        keys = {
+            (self._table_name, TASK_SK): "task",
+            (self._table_name, result_sk(ref.chunk)): "result",
+            (self._chunk_table_name, chunk_sk(ref.source, ref.chunk)): "chunk",
+        }
+        wanted: dict[str, Any] = {}
+        for table, sk in keys:
+            wanted.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append({"pk": pk, "sk": sk})
         found: dict[str, dict[str, Any]] = {}
         policy = self._conflict_retry
         for attempt in range(policy.attempts):
-            response = self._client.batch_get_item(
-                RequestItems={self._table_name: {"Keys": wanted, "ConsistentRead": True}}
-            )
-            found.update((str(i["sk"]), i) for i in response.get("Responses", {}).get(self._table_name, []))
-            wanted = response.get("UnprocessedKeys", {}).get(self._table_name, {}).get("Keys", [])
+            response = self._client.batch_get_item(RequestItems=wanted)
+            for table, rows in response.get("Responses", {}).items():
+                found.update((keys[(table, str(row["sk"]))], row) for row in rows if (table, str(row["sk"])) in keys)
+            # Asked again as strongly consistent reads, whatever the answer repeats of the request.
+            wanted = {
+                table: {"Keys": left["Keys"], "ConsistentRead": True}
+                for table, left in (response.get("UnprocessedKeys") or {}).items()
+                if left.get("Keys")
+            }
             if not wanted:
                 break
             if attempt + 1 < policy.attempts:
                 self._sleep(policy.delay(attempt + 1))
         else:
-            raise RuntimeError(f"DynamoDB left {len(wanted)} keys of {ref} unprocessed after {policy.attempts} tries")
-        task_row, result, chunk = (found.get(sk) for sk in keys.values())
+            left = sum(len(table["Keys"]) for table in wanted.values())
+            raise RuntimeError(f"DynamoDB left {left} keys of {ref} unprocessed after {policy.attempts} tries")
+        task_row, result, chunk = (found.get(name) for name in ("task", "result", "chunk"))
         return ChunkDelivery(
             task=task_from(task_row) if task_row is not None else None,
             recorded=result is not None and int(result["attempt"]) >= ref.attempt,
@@ -521,7 +607,7 @@ class DynamoTaskStore:
         """The chunks first (a rewrite of the same chunks if this step is a duplicate), then the
         task's counts and position in one conditional update."""
         expires_at = self._retention.items_expire_at(utc_now())
-        with self._table.batch_writer() as batch:
+        with self._chunk_table.batch_writer() as batch:
             for number, items in enumerate(read.chunks, start=read.step.chunk):
                 batch.put_item(Item=chunk_item(task.kind, task.task_id, ORIGINAL_CHUNKS, number, items, expires_at))
         condition, values = self._reading_condition(task, read.step.position)
@@ -581,13 +667,7 @@ class DynamoTaskStore:
         self._table.put_item(Item={"pk": RECONCILER_PK, "sk": reconcile_cursor_sk(kind, status), "after": cursor})
 
     def stored_chunks(self, task: Task) -> set[int]:
-        chunks = self._query_all(
-            KeyConditionExpression=Key("pk").eq(task_pk(task.kind, task.task_id))
-            & Key("sk").begins_with(f"{task.chunk_source}#"),
-            ProjectionExpression="sk",
-            ConsistentRead=True,
-        )
-        return {chunk_number(str(c["sk"])) for c in chunks}
+        return {chunk_number(str(c["sk"])) for c in self._stored_chunks_of(task, ProjectionExpression="sk")}
 
     def recorded_chunks(self, task: Task) -> set[int]:
         return {number for number, _ in self._current_results(task, ProjectionExpression=f"sk, attempt, {EXPIRES_AT}")}
