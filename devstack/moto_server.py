@@ -251,6 +251,50 @@ def lighter_transaction_snapshots() -> None:
     BaseResponse._enrich_response = staticmethod(enrich_xml_response)  # type: ignore[method-assign]
 
 
+def attribute_values_picked_directly() -> None:
+    """Serialise DynamoDB's AttributeValues without moto's attribute picker.
+
+    moto serialises a response by its botocore shapes, and for every member of every structure
+    asks a chain of alias providers where the value might be (`Name`, `name`, the shape's name,
+    ...). An AttributeValue has ten members and one of them set, and a stream record or a batch
+    of items holds hundreds: the picker was a third of the server's time on a busy stack. A
+    dict whose keys are all the shape's members is answered from those keys alone, which is
+    what the picker finds in it (none of the aliases it tries is a member's name); the members'
+    values are serialised by moto as before. Anything else takes moto's own path.
+    """
+    from moto.core.serialize import BaseJSONSerializer
+
+    serialize_structure = BaseJSONSerializer._serialize_type_structure
+
+    def serialize_attribute_value(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        members = shape.members
+        direct = shape.name == "AttributeValue" and type(value) is dict and value.keys() <= members.keys()
+        if not direct or getattr(self._value_picker, "response_transformers", None):
+            serialize_structure(self, serialized, value, shape, key)
+            return
+        wrapper = self.MAP_TYPE() if key else serialized
+        for name, member_shape in members.items():
+            member_value = value.get(name)
+            if member_value is not None:
+                member_shape.parent = shape
+                self._serialize(wrapper, member_value, member_shape, name)
+        if key:
+            self._default_serialize(serialized, wrapper, shape, key)
+
+    serialize_attribute_value.__wrapped__ = serialize_structure  # type: ignore[attr-defined]
+    BaseJSONSerializer._serialize_type_structure = serialize_attribute_value  # type: ignore[method-assign]
+
+
+def backend_names_listed_once() -> None:
+    """moto finds which service a request is for by listing its package's directory (a stat of
+    each of its 200 entries) on every request: a sixth of its time on a busy stack. The list
+    does not change while the server runs, so it is taken once."""
+    from moto import backends
+
+    names = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: names  # type: ignore[assignment]
+
+
 def exit_with_parent(poll_seconds: float = 1.0) -> None:
     """End this server when the process that started it is gone, however it ended: the server
     runs in a session of its own (so Ctrl-C reaches the stack first) and would outlive it."""
@@ -268,6 +312,8 @@ def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     exit_with_parent()
     lighter_transaction_snapshots()
+    backend_names_listed_once()
+    attribute_values_picked_directly()
     run_simple(
         host,
         port,

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from devstack.moto_server import lighter_transaction_snapshots
+from devstack.moto_server import attribute_values_picked_directly, lighter_transaction_snapshots
 from vector_tasks import wiring
 
-# moto in this process (the integration tier's mock_aws) snapshots transactions as the local
-# stack's moto server does.
+# moto in this process (the integration tier's mock_aws) snapshots transactions and serialises
+# AttributeValues as the local stack's moto server does.
 lighter_transaction_snapshots()
+attribute_values_picked_directly()
 
 # Each tier's directory and the marker (declared in pyproject.toml) its tests carry, so that
 # `pytest -m "not e2e"` and the like select by tier. `slow` is applied where it belongs

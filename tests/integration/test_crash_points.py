@@ -90,9 +90,9 @@ def harness(opensearch_url: str) -> Iterator[Harness]:
         # A process that dies is Lambda's function error; the next invocation starts cold.
         real_run = InProcessFunction._run
 
-        def run_or_die(self: InProcessFunction, event: dict[str, Any], wait: float) -> Any:
+        def run_or_die(self: InProcessFunction, event: dict[str, Any], encoded: bytes, wait: float) -> Any:
             try:
-                return real_run(self, event, wait)
+                return real_run(self, event, encoded, wait)
             except ProcessDied as died:
                 wiring.reset()
                 raise FunctionError("Runtime.ExitError", f"the runtime died after {died}", []) from None
