@@ -13,6 +13,7 @@ import copy
 import io
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -295,6 +296,46 @@ def backend_names_listed_once() -> None:
     backends.list_of_moto_modules = lambda: names  # type: ignore[assignment]
 
 
+class KeepAliveRequestHandler(MotoRequestHandler):
+    """moto's request handler, with HTTP/1.1's persistent connections.
+
+    Werkzeug's server ends every connection after one answer: it cannot tell whether the
+    application read the whole body, and after the answer it reads and discards whatever the
+    connection still holds. Each AWS call then opened a TCP connection and the server a thread
+    for it; AWS's endpoints keep connections open, and botocore reuses them. Here the body is
+    read before the application runs, so nothing of it is left on the connection, and what
+    Werkzeug discards afterwards is read from an empty stream, not from the next request. A
+    body of unknown length (chunked) still closes the connection.
+    """
+
+    def setup(self) -> None:
+        super().setup()
+        # An answer is written in parts (status and headers, then the body): without this,
+        # Nagle's algorithm holds the last part until the client's delayed ACK, 40 ms a call.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def run_wsgi(self) -> None:
+        connection = self.rfile
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = connection
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        length = self.headers.get("Content-Length")
+        self._keep_alive = self.headers.get("Transfer-Encoding") is None and (length is None or length.isdigit())
+        if self._keep_alive:
+            environ["wsgi.input"] = io.BytesIO(self.rfile.read(int(length or 0)))
+            self.rfile = io.BytesIO()  # type: ignore[assignment]
+        return environ
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close" and getattr(self, "_keep_alive", False):
+            return  # Werkzeug's unconditional close; the client's own wish was read by parse_request
+        super().send_header(keyword, value)
+
+
 def exit_with_parent(poll_seconds: float = 1.0) -> None:
     """End this server when the process that started it is gone, however it ended: the server
     runs in a session of its own (so Ctrl-C reaches the stack first) and would outlive it."""
@@ -319,7 +360,7 @@ def main() -> None:
         port,
         counted(serialised(DomainDispatcherApplication(create_backend_app))),
         threaded=True,
-        request_handler=MotoRequestHandler,
+        request_handler=KeepAliveRequestHandler,
     )
 
 
