@@ -141,6 +141,12 @@ class DynamoTaskStore:
         self._conflict_retry = conflict_retry or conflict_retry_policy()
         self._sleep = sleep
 
+    def open(self) -> None:
+        """Build the SDK resource and its tables now (during a function's init), not in the
+        first invocation: on the local stack that was 60 ms of a create's first POST."""
+        self._table  # noqa: B018 - built on first access
+        self._chunk_table  # noqa: B018
+
     def _dynamodb(self) -> Any:
         if self._resource is None:
             self._resource = boto3.resource("dynamodb")

@@ -193,6 +193,10 @@ class OpenSearchVectorIndex:
         self._sleep = sleep
         self._known_indexes: set[str] = set()
 
+    def open(self) -> None:
+        """Build the client now (during a function's init), not in the first invocation."""
+        self._client  # noqa: B018 - built on first access
+
     @property
     def _client(self) -> OpenSearch:
         if self._client_instance is None:

@@ -21,6 +21,10 @@ class SqsWorkQueue:
         self._queue_url = queue_url
         self._client_instance = client
 
+    def open(self) -> None:
+        """Build the SDK client now (during a function's init), not in the first invocation."""
+        self._client  # noqa: B018 - built on first access
+
     @property
     def _client(self) -> Any:
         if self._client_instance is None:

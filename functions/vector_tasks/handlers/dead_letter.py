@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from vector_tasks.domain.model import ChunkRef
 from vector_tasks.handlers.queue import chunk_consumer
 from vector_tasks.observability import logger
-from vector_tasks.wiring import build_at_init, chunk_processor
+from vector_tasks.wiring import build_at_init, chunk_processor, clients_opened, task_store
 
 ABANDONED_DETAIL = (
     "Not processed: the worker failed on every delivery of this item's chunk, which went to the "
@@ -26,4 +26,4 @@ def _abandon(ref: ChunkRef, record: SQSRecord, _: LambdaContext) -> str:
 
 lambda_handler = chunk_consumer(_abandon, drop_malformed=True)
 
-build_at_init(chunk_processor)
+build_at_init(chunk_processor, clients_opened(task_store))

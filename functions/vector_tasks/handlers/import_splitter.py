@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vector_tasks.models.messages import ImportStepMessage
 from vector_tasks.observability import logger, metrics, traced
-from vector_tasks.wiring import build_at_init, import_splitter
+from vector_tasks.wiring import build_at_init, clients_opened, import_splitter, task_store, work_queue
 
 # The import queue's maxReceiveCount (template.yaml): the delivery that fails this many times
 # fails its task with the error, rather than leaving it to wait for a step that never comes.
@@ -55,4 +55,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     )
 
 
-build_at_init(import_splitter)
+build_at_init(import_splitter, clients_opened(task_store, work_queue))

@@ -17,7 +17,7 @@ from vector_tasks.domain.model import TaskStatus
 from vector_tasks.handlers.http import TaskIdQuery, build_resolver, entry_point, route_responses
 from vector_tasks.kinds import KIND_APIS, KindApi
 from vector_tasks.models.api import TaskList, TaskSummary
-from vector_tasks.wiring import build_at_init, task_service
+from vector_tasks.wiring import build_at_init, clients_opened, task_service, task_store
 
 router = Router()
 
@@ -73,4 +73,4 @@ for _api in KIND_APIS:
 app = build_resolver(router)
 lambda_handler = entry_point(app)
 
-build_at_init(task_service)
+build_at_init(task_service, clients_opened(task_store))

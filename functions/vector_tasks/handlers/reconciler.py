@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vector_tasks.observability import logger, metrics, traced
-from vector_tasks.wiring import build_at_init, reconciler
+from vector_tasks.wiring import build_at_init, clients_opened, reconciler, task_store, work_queue
 
 # Time kept back from the invocation's budget to save where the run stopped and answer.
 _SAFETY_MARGIN_SECONDS = 10.0
@@ -36,4 +36,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return report
 
 
-build_at_init(reconciler)
+build_at_init(reconciler, clients_opened(task_store, work_queue))

@@ -13,7 +13,7 @@ from vector_tasks.handlers.http import build_resolver, entry_point, route_respon
 from vector_tasks.kinds import KIND_APIS, KindApi
 from vector_tasks.models.api import CreateTaskRequest
 from vector_tasks.observability import metrics
-from vector_tasks.wiring import build_at_init, task_service
+from vector_tasks.wiring import build_at_init, clients_opened, task_service, task_store, work_queue
 
 router = Router()
 
@@ -61,4 +61,4 @@ for _api in KIND_APIS:
 app = build_resolver(router)
 lambda_handler = entry_point(app)
 
-build_at_init(task_service)
+build_at_init(task_service, clients_opened(task_store, work_queue))

@@ -13,7 +13,7 @@ from vector_tasks.domain.model import RestartScope
 from vector_tasks.domain.sources import SourceChanged, SourceIncomplete
 from vector_tasks.handlers.http import TaskIdQuery, build_resolver, entry_point, error_code, route_responses
 from vector_tasks.kinds import KIND_APIS, KindApi
-from vector_tasks.wiring import build_at_init, task_transitions
+from vector_tasks.wiring import build_at_init, clients_opened, task_store, task_transitions
 
 router = Router()
 
@@ -89,4 +89,4 @@ for _api in KIND_APIS:
 app = build_resolver(router)
 lambda_handler = entry_point(app)
 
-build_at_init(task_transitions)
+build_at_init(task_transitions, clients_opened(task_store))

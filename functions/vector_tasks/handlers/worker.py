@@ -11,7 +11,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from vector_tasks.adapters.retry import OutOfTime
 from vector_tasks.domain.model import ChunkRef
 from vector_tasks.handlers.queue import grouped_chunk_consumer
-from vector_tasks.wiring import build_at_init, chunk_processor, in_process_models_loaded
+from vector_tasks.wiring import (
+    build_at_init,
+    chunk_processor,
+    clients_opened,
+    in_process_models_loaded,
+    task_store,
+    vector_index,
+)
 
 # Time kept back from the invocation's budget to record the chunks and answer SQS.
 _SAFETY_MARGIN_SECONDS = 10.0
@@ -36,4 +43,4 @@ def _process(refs: Sequence[ChunkRef], context: LambdaContext) -> list[str | Exc
 
 lambda_handler = grouped_chunk_consumer(_process)
 
-build_at_init(chunk_processor, in_process_models_loaded)
+build_at_init(chunk_processor, clients_opened(task_store, vector_index), in_process_models_loaded)
