@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -70,6 +71,7 @@ def main() -> None:
         "more brings it towards the import's scale (200,000 made osmem close its connections here)",
     )
     inline_items = parser.parse_args().inline_items
+    load_at_start = os.getloadavg()[0]
     texts = text_items(inline_items + IMPORT_LINES, seed=7)
     inline, imported = texts[:inline_items], texts[inline_items:]
     for n, item in enumerate(imported):
@@ -116,7 +118,7 @@ def main() -> None:
         _, task = call("GET", f"{api}/internal/upsertion-tasks/info?task_id=import&failures_limit=1")
 
     inline_rate, import_rate = inline_items / inline_seconds, IMPORT_LINES / import_seconds
-    print(f"\nImport from S3 on the local stack against the inline path; {machine()}")
+    print(f"\nImport from S3 on the local stack against the inline path; {machine(load_at_start)}")
     print(f"{'':46} {'items':>8} {'seconds':>8} {'items/s':>8}")
     label = f"inline: {len(bodies)} task{'s' if len(bodies) > 1 else ''} of local-hash-384 texts"
     print(f"{label:46} {inline_items:>8,} {inline_seconds:>8.1f} {inline_rate:>8.0f}")

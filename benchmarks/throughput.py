@@ -442,7 +442,9 @@ def all_done(api: str, kind: str, prefix: str, tasks: int) -> bool:
     return True
 
 
-def machine() -> str:
+def machine(load_at_start: float) -> str:
+    """The machine, and its 1-minute load average when the benchmark started (taken by the
+    caller before it starts anything: at the end it would count the benchmark's own load)."""
     model = next(
         (
             line.split(":", 1)[1].strip()
@@ -451,11 +453,15 @@ def machine() -> str:
         ),
         "?",
     )
-    return f"{os.cpu_count()} cores ({model}), load average {os.getloadavg()[0]:.1f} at the start"
+    return f"{os.cpu_count()} cores ({model}), load average {load_at_start:.1f} at the start"
 
 
-def report(rows: list[Row], counted: dict[str, tuple[Counter[str], Counter[str], Counter[str]]]) -> None:
-    print(f"\nIngest throughput on the local stack against a direct _bulk into the same osmem; {machine()}")
+def report(
+    rows: list[Row], counted: dict[str, tuple[Counter[str], Counter[str], Counter[str]]], load_at_start: float
+) -> None:
+    print(
+        "\nIngest throughput on the local stack against a direct _bulk into the same osmem; " + machine(load_at_start)
+    )
     print(f"{'':44} {'end to end':>22}   {'direct, fastest setup':>44} {'ratio':>6}  target")
     for row in rows:
         e2e = f"{row.e2e.seconds:6.1f} s {row.items / row.e2e.seconds:7,.0f}/s"
@@ -493,11 +499,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--items", type=int, default=ITEMS)
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
     precomputed, texts = vectors_items(args.items, seed=1), text_items(args.items, seed=2)
     with Stack() as stack:
         rows = timed_runs(stack, precomputed, texts)
     counted = counting_run(precomputed[:COUNTING_ITEMS], texts[:COUNTING_ITEMS])
-    report(rows, counted)
+    report(rows, counted, load_at_start)
 
 
 if __name__ == "__main__":
