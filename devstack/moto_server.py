@@ -308,11 +308,19 @@ class KeepAliveRequestHandler(MotoRequestHandler):
     body of unknown length (chunked) still closes the connection.
     """
 
+    _keep_alive = False  # this request's body was read whole (make_environ)
+
     def setup(self) -> None:
         super().setup()
         # An answer is written in parts (status and headers, then the body): without this,
         # Nagle's algorithm holds the last part until the client's delayed ACK, 40 ms a call.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle_one_request(self) -> None:
+        # Decided anew for each request: one refused before the application runs (a malformed
+        # request line) is answered with http.server's own close.
+        self._keep_alive = False
+        super().handle_one_request()
 
     def run_wsgi(self) -> None:
         connection = self.rfile
@@ -331,7 +339,7 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         return environ
 
     def send_header(self, keyword: str, value: str) -> None:
-        if keyword.lower() == "connection" and value.lower() == "close" and getattr(self, "_keep_alive", False):
+        if keyword.lower() == "connection" and value.lower() == "close" and self._keep_alive:
             return  # Werkzeug's unconditional close; the client's own wish was read by parse_request
         super().send_header(keyword, value)
 

@@ -1,11 +1,13 @@
 """The local stack's moto server (devstack/moto_server.py) keeps HTTP/1.1 connections open, as
 AWS's endpoints do: one connection serves request after request, whatever the application
-left of a body unread, and a body of unknown length (chunked) still ends the connection."""
+left of a body unread; a body of unknown length (chunked) and a request refused before moto
+runs still end the connection."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -68,3 +70,23 @@ def test_a_chunked_body_ends_the_connection(port: int) -> None:
     assert json.loads(response.read()) == {"TableNames": []}
     assert response.getheader("Connection") == "close"
     connection.close()
+
+
+def test_a_malformed_request_after_a_good_one_ends_the_connection(port: int) -> None:
+    """The first request kept the connection open; the next one, refused by http.server before
+    moto runs, is answered 431 and the connection closed, not read on from inside it."""
+    good = b"GET /moto-api/data.json HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(good)
+        first = http.client.HTTPResponse(connection)
+        first.begin()
+        first.read()
+        assert first.status == 200
+        # A header line past http.server's 64 KB, refused before moto runs.
+        connection.sendall(b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n")
+        second = http.client.HTTPResponse(connection)
+        second.begin()
+        assert second.status == 431
+        assert second.getheader("Connection") == "close"
+        second.read()
+        assert connection.recv(1) == b""  # closed by the server
