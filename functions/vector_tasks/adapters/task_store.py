@@ -103,6 +103,18 @@ def _is_condition_failure(exc: ClientError) -> bool:
     return False
 
 
+def _applied(write: Callable[[], object]) -> bool:
+    """Make a conditional write: True when it was applied, False when its condition did not
+    hold (another writer got there first, or the item is gone); any other error is raised."""
+    try:
+        write()
+    except ClientError as exc:
+        if _is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
 def _query_pages(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """Every item of a query, page after page."""
     items: list[dict[str, Any]] = []
@@ -331,19 +343,15 @@ class DynamoTaskStore:
             values[":expires_at"] = self._retention.task_expires_at(utc_now())
         else:
             update += f" REMOVE {EXPIRES_AT}"
-        try:
-            self._table.update_item(
+        return _applied(
+            lambda: self._table.update_item(
                 Key={"pk": task_pk(task.kind, task.task_id), "sk": TASK_SK},
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status", "#error": "error"},
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        )
 
     # -- chunks ------------------------------------------------------------------------------
 
@@ -391,13 +399,7 @@ class DynamoTaskStore:
             }
             for number in numbers
         ]
-        try:
-            self._client.transact_write_items(TransactItems=updates)
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return _applied(lambda: self._client.transact_write_items(TransactItems=updates))
 
     def _where_chunks_are(self, pk: str, source: str, numbers: list[int]) -> list[tuple[Any, list[int]]] | None:
         """`numbers` (ascending) by the table that holds them, the chunk table first; None when
@@ -544,19 +546,16 @@ class DynamoTaskStore:
             },
         ]
         try:
-            call_with_retries(
-                lambda: self._client.transact_write_items(TransactItems=transaction),
-                _is_transaction_conflict,
-                self._conflict_retry,
-                sleep=self._sleep,
+            return _applied(
+                lambda: call_with_retries(
+                    lambda: self._client.transact_write_items(TransactItems=transaction),
+                    _is_transaction_conflict,
+                    self._conflict_retry,
+                    sleep=self._sleep,
+                )
             )
         except RetriesExhausted as exc:
             raise exc.last from None  # still conflicting after every attempt: the chunk comes back
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
 
     # -- imports -----------------------------------------------------------------------------
 
@@ -593,13 +592,7 @@ class DynamoTaskStore:
                 }
             },
         ]
-        try:
-            self._client.transact_write_items(TransactItems=transaction)
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return _applied(lambda: self._client.transact_write_items(TransactItems=transaction))
 
     def source_objects(self, task: Task) -> list[SourceObject]:
         response = self._table.get_item(
@@ -628,8 +621,8 @@ class DynamoTaskStore:
                 ":by": by,
             }
         )
-        try:
-            self._table.update_item(
+        return _applied(
+            lambda: self._table.update_item(
                 Key={"pk": task_pk(task.kind, task.task_id), "sk": TASK_SK},
                 UpdateExpression="SET read_position = :next, read_from = :at, read_by = :by, updated_at = :now "
                 "ADD chunk_count :chunks, original_chunk_count :chunks, item_count :items, "
@@ -638,11 +631,7 @@ class DynamoTaskStore:
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        )
 
     # -- the reconciler's view ---------------------------------------------------------------
 
@@ -693,16 +682,12 @@ class DynamoTaskStore:
         else:
             condition += "reconciled_at = :seen"
             values[":seen"] = task.reconciled_at.isoformat()
-        try:
-            self._table.update_item(
+        return _applied(
+            lambda: self._table.update_item(
                 Key={"pk": task_pk(task.kind, task.task_id), "sk": TASK_SK},
                 UpdateExpression="SET reconciled_at = :now, dispatched = :t",
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        )
