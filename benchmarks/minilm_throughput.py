@@ -90,15 +90,22 @@ def measure_raw(texts: list[str], batch_size: int) -> tuple[float, str]:
     deadline = time.monotonic() + 3600
     embedder = MiniLMEmbedder(DIMENSION, batch_size=batch_size)
     embedder.embed(texts[:batch_size], deadline)  # load the weights (TaskCannotRun without the extra), warm up
-    import torch  # present now: the extra is installed
-
     start = time.perf_counter()
     outcomes = embedder.embed(texts, deadline)
     seconds = time.perf_counter() - start
     embedded = sum(1 for o in outcomes if not isinstance(o, str))
     if embedded != len(texts):
         raise SystemExit(f"raw encode embedded {embedded} of {len(texts)} texts")
-    return seconds, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return seconds, _runtime()
+
+
+def _runtime() -> str:
+    """What computed the vectors: numpy, its BLAS and the threads it may use."""
+    import numpy as np
+
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]  # type: ignore[index]
+    threads = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or f"{os.cpu_count()} cores"
+    return f"numpy {np.__version__}, {blas['name']} {blas.get('version', '')}, threads: {threads}"
 
 
 def run_task(api: str, task_id: str, texts: list[str], timeout: float, poll: float) -> tuple[float, dict[str, Any]]:

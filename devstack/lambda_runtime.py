@@ -115,12 +115,13 @@ def runtime_environment(spec: FunctionSpec) -> dict[str, str]:
 
 
 def cpu_share_environment(concurrency: int) -> dict[str, str]:
-    """Thread pools (OpenMP, MKL: torch's) sized to one environment's share of this machine's
-    cores. Each Lambda environment has CPUs of its own; here `concurrency` environments share
+    """Thread pools (OpenMP, OpenBLAS, MKL: numpy's BLAS reads them) sized to one environment's
+    share of this machine's cores. Each Lambda environment has CPUs of its own; here `concurrency` environments share
     the machine's, and each sizing its pools to all of them would make them fight over every
     core. A variable the function's template sets wins."""
     threads = str(max(1, (os.cpu_count() or 1) // max(1, concurrency)))
-    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    # numpy's OpenBLAS (the MiniLM encoder's products) reads OPENBLAS_NUM_THREADS before OMP's.
+    return {"OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
 
 class LocalFunction:

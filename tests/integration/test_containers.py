@@ -215,11 +215,12 @@ def test_each_scaled_environment_sizes_its_thread_pools_to_its_share_of_the_core
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """As each Lambda environment has CPUs of its own: two environments on 8 cores get 4 threads
-    each (torch reads OMP_NUM_THREADS); a variable the template sets is kept."""
+    each (numpy's OpenBLAS reads these); a variable the template sets is kept."""
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     spec = FunctionSpec("Napper", "tests.support.stub_handlers.nap", 10, 128, {})
     shared = ScaledFunction(spec, None, runtime_environment(spec), concurrency=2)
-    assert (shared.environment["OMP_NUM_THREADS"], shared.environment["MKL_NUM_THREADS"]) == ("4", "4")
+    pools = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    assert [shared.environment[name] for name in pools] == ["4", "4", "4"]
     assert all(e.environment == shared.environment for e in shared.environments)
     assert ScaledFunction(spec, None, runtime_environment(spec), concurrency=16).environment["OMP_NUM_THREADS"] == "1"
     chosen = ScaledFunction(spec, None, {**runtime_environment(spec), "OMP_NUM_THREADS": "3"}, concurrency=2)
