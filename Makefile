@@ -100,8 +100,10 @@ coldstart: setup ## Per function of template.yaml: import time of its handler mo
 mutation: setup ## Mutation testing of domain/: one AST change at a time against the tests that cover it; scores per module (MODULES=... to choose)
 	$(BIN)/python -m benchmarks.mutation $(MODULES)
 
-test: setup tools $(CHECKOV)/.installed node_modules/.installed $(CHROMIUM) ## Run every test tier that can run here, template checks included
+test: setup tools minilm $(CHECKOV)/.installed node_modules/.installed $(CHROMIUM) ## Run every test tier that can run here, template checks included
 	$(BIN)/pytest --ignore=tests/contract $(PYTEST_ARGS)
+	# local-minilm's tests, skipped in .venv: from the venv with its extra.
+	$(MINILM)/bin/pytest tests/unit/test_minilm.py tests/e2e/test_minilm_search.py $(PYTEST_ARGS)
 	# DynamoDB Local listens on every interface: its tier runs in a private network namespace.
 	scripts/private-net $(BIN)/pytest tests/contract $(PYTEST_ARGS)
 
