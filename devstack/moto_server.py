@@ -252,6 +252,42 @@ def lighter_transaction_snapshots() -> None:
     BaseResponse._enrich_response = staticmethod(enrich_xml_response)  # type: ignore[method-assign]
 
 
+# DynamoDB's bound on the aggregate size of the items of one TransactWriteItems.
+TRANSACTION_MAX_BYTES = 4 * 1024 * 1024
+
+
+def transactions_limited_to_4_mb() -> None:
+    """Refuse a TransactWriteItems whose items add up to more than 4 MB, as DynamoDB does
+    (moto checks only the count of actions). DynamoDB Local refuses Puts past 4 MB with this
+    message and lets 30 Updates of 380 KB items through; AWS documents "the aggregate size of
+    the items", so this counts the stricter way: a Put's new item, and the item as stored for
+    an Update, a Delete or a ConditionCheck (an Update's new attributes are small wherever
+    this code makes one)."""
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import bytesize
+
+    transact_write_items = DynamoDBBackend.transact_write_items
+
+    def item_bytes(self: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> int:
+        if op_type == "Put":
+            return sum(bytesize(name) + DynamoType(value).size() for name, value in op["Item"].items())
+        with contextlib.suppress(Exception):  # a table or key moto refuses is refused by moto
+            stored = self.get_item(op["TableName"], op["Key"])
+            if stored is not None:
+                return int(stored.size())
+        return 0
+
+    def limited(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        total = sum(item_bytes(self, op_type, op) for entry in transact_items for op_type, op in entry.items())
+        if total > TRANSACTION_MAX_BYTES:
+            raise MockValidationException(f"Transaction payload size cannot exceed 4MB. Payload Size: {total}")
+        transact_write_items(self, transact_items)
+
+    DynamoDBBackend.transact_write_items = limited  # type: ignore[method-assign]
+
+
 def attribute_values_picked_directly() -> None:
     """Serialise DynamoDB's AttributeValues without moto's attribute picker.
 
@@ -361,6 +397,7 @@ def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     exit_with_parent()
     lighter_transaction_snapshots()
+    transactions_limited_to_4_mb()
     backend_names_listed_once()
     attribute_values_picked_directly()
     run_simple(

@@ -585,6 +585,134 @@ def test_record_chunk_of_an_unknown_task_is_refused(store: TaskStore) -> None:
     assert store.get_task(UPSERTION, "ghost") is None
 
 
+# -- chunks of one task read and recorded together --------------------------------------------
+
+
+def test_read_deliveries_answers_as_read_delivery_for_each_chunk(store: TaskStore) -> None:
+    started(store, make_task("rds", chunk_count=3))
+    store.put_chunks(UPSERTION, "rds", [[{"object_id": "a"}], [{"object_id": "b"}], [{"object_id": "c"}]])
+    assert store.record_chunk(ChunkRef(UPSERTION, "rds", 1, 1), OUTCOME, now=T0)
+    refs = [
+        ChunkRef(UPSERTION, "rds", 1, 2),
+        ChunkRef(UPSERTION, "rds", 1, 1),
+        ChunkRef(UPSERTION, "rds", 1, 0),
+        ChunkRef(UPSERTION, "rds", 1, 7),  # not stored
+        ChunkRef(UPSERTION, "rds", 1, 0, "RETRY#0002-abc"),  # the same chunk under another source
+    ]
+    together = store.read_deliveries(refs)
+    assert together == [store.read_delivery(ref) for ref in refs]
+    assert [(d.recorded, d.items) for d in together] == [
+        (False, [{"object_id": "c"}]),
+        (True, [{"object_id": "b"}]),
+        (False, [{"object_id": "a"}]),
+        (False, None),
+        (False, None),
+    ]
+    assert all(d.task is not None and d.task.chunks_done == 1 for d in together)
+    gone = store.read_deliveries([ChunkRef(DELETION, "rds", 1, 0), ChunkRef(DELETION, "rds", 1, 1)])
+    assert [(d.task, d.recorded, d.items) for d in gone] == [(None, False, None)] * 2
+    with pytest.raises(ValueError, match="one task"):
+        store.read_deliveries([ChunkRef(UPSERTION, "rds", 1, 0), ChunkRef(UPSERTION, "other", 1, 0)])
+
+
+def test_read_deliveries_of_more_chunks_than_one_batch_get(store: TaskStore) -> None:
+    """BatchGetItem takes 100 keys: 49 chunks and the task."""
+    count = 120
+    started(store, make_task("many", chunk_count=count))
+    store.put_chunks(UPSERTION, "many", [[{"object_id": f"o{n}"}] for n in range(count)])
+    read = store.read_deliveries([ChunkRef(UPSERTION, "many", 1, n) for n in range(count)])
+    assert [d.items for d in read] == [[{"object_id": f"o{n}"}] for n in range(count)]
+
+
+def test_record_chunks_counts_each_once(store: TaskStore) -> None:
+    task = started(store, make_task("rcs", chunk_count=4))
+    refs = [ChunkRef(UPSERTION, "rcs", 1, n) for n in range(4)]
+    at = T0 + timedelta(minutes=1)
+    assert store.record_chunks(refs[:2], [OUTCOME, ChunkOutcome(succeeded=10, superseded=4)], now=at) == [True, True]
+    got = stored(store, task)
+    assert (*counters(got), got.superseded, got.updated_at) == (2, 17, 3, 2, 4, at)
+    # Chunk 1 again, with two new ones: chunk 1 is refused, the others are counted.
+    again = store.record_chunks(refs[1:], [ChunkOutcome(succeeded=10), OUTCOME, ChunkOutcome(succeeded=1)], now=at)
+    assert again == [False, True, True]
+    got = stored(store, task, with_failures=True)
+    assert counters(got) == (4, 25, 6, 4)
+    assert [f.object_id for f in got.failures or []] == ["bad-1", "gone", "bad-2"] * 2
+    assert all(d.recorded for d in store.read_deliveries(refs))
+    assert store.record_chunks(refs[:2], [OUTCOME, OUTCOME], now=at) == [False, False]
+    assert counters(stored(store, task)) == (4, 25, 6, 4)
+
+
+@pytest.mark.parametrize("status", [TaskStatus.PENDING, TaskStatus.DONE, TaskStatus.FAILED])
+def test_record_chunks_of_a_task_that_does_not_count_them_records_none(store: TaskStore, status: TaskStatus) -> None:
+    task = make_task("nc", chunk_count=2)
+    if status is TaskStatus.PENDING:
+        assert store.insert_task(task) is None
+    else:
+        task = started(store, task)
+        assert store.transition(task, status, expect=(TaskStatus.RUNNING,), now=T0)
+    refs = [ChunkRef(UPSERTION, "nc", 1, 0), ChunkRef(UPSERTION, "nc", 1, 1)]
+    assert store.record_chunks(refs, [OUTCOME, OUTCOME], now=T0) == [False, False]
+    assert counters(stored(store, task)) == (0, 0, 0, 0)
+    assert not any(d.recorded for d in store.read_deliveries(refs))
+    # Nor those of another attempt than the task's, nor of a task that is not there.
+    started_task = started(store, make_task("other", chunk_count=2))
+    late = [ChunkRef(UPSERTION, "other", 2, 0), ChunkRef(UPSERTION, "other", 2, 1)]
+    assert store.record_chunks(late, [OUTCOME, OUTCOME], now=T0) == [False, False]
+    assert counters(stored(store, started_task)) == (0, 0, 0, 0)
+    ghost = [ChunkRef(UPSERTION, "ghost", 1, 0), ChunkRef(UPSERTION, "ghost", 1, 1)]
+    assert store.record_chunks(ghost, [OUTCOME, OUTCOME], now=T0) == [False, False]
+
+
+def test_record_chunks_of_a_canceled_task_still_counts(store: TaskStore) -> None:
+    task = started(store, make_task("xc", chunk_count=2))
+    assert store.transition(task, TaskStatus.CANCELED, expect=(TaskStatus.RUNNING,), now=T0)
+    refs = [ChunkRef(UPSERTION, "xc", 1, 0), ChunkRef(UPSERTION, "xc", 1, 1)]
+    assert store.record_chunks(refs, [OUTCOME, OUTCOME], now=T0) == [True, True]
+    got = stored(store, task)
+    assert (got.status, counters(got)) == (TaskStatus.CANCELED, (2, 14, 6, 4))
+
+
+def test_record_chunks_refuses_what_is_not_one_group(store: TaskStore) -> None:
+    started(store, make_task("g", chunk_count=2))
+    one, two = ChunkRef(UPSERTION, "g", 1, 0), ChunkRef(UPSERTION, "g", 1, 1)
+    with pytest.raises(ValueError, match="one task and attempt"):
+        store.record_chunks([one, ChunkRef(UPSERTION, "g", 2, 1)], [OUTCOME, OUTCOME], now=T0)
+    with pytest.raises(ValueError, match="each chunk once"):
+        store.record_chunks([one, one], [OUTCOME, OUTCOME], now=T0)
+    with pytest.raises(ValueError, match="each chunk once"):
+        store.record_chunks([one, two], [OUTCOME], now=T0)
+    assert not any(d.recorded for d in store.read_deliveries([one, two]))
+
+
+def test_record_chunks_of_the_most_failures_each(store: TaskStore) -> None:
+    """Forty chunks whose results are each as large as the results of the test above (130 KB
+    stored): together 5 MB, past one transaction's 4 MB, so they take several."""
+    rng = random.Random(7)
+    count = 40
+
+    def noise(length: int) -> str:
+        return "".join(chr(0x4E00 + rng.randrange(4_096)) for _ in range(length))
+
+    task = started(store, make_task("worst-many", chunk_count=count, item_count=count * CHUNK_MAX_ITEMS))
+    outcomes = [
+        ChunkOutcome(
+            succeeded=0, failures=tuple(ItemFailure(noise(170) + "ab", noise(333)) for _ in range(CHUNK_MAX_ITEMS))
+        )
+        for _ in range(count)
+    ]
+    stored_bytes = sum(
+        len(zlib.compress(json_bytes([[f.object_id, f.detail] for f in o.failures]), 1)) for o in outcomes
+    )
+    assert stored_bytes > 5_000_000
+    refs = [ChunkRef(UPSERTION, "worst-many", 1, n) for n in range(count)]
+    assert store.record_chunks(refs, outcomes, now=T0) == [True] * count
+    got = stored(store, task)
+    assert counters(got) == (count, 0, count * CHUNK_MAX_ITEMS, count * CHUNK_MAX_ITEMS)
+    page = store.get_task(UPSERTION, "worst-many", with_failures=True, failures_offset=(count - 1) * CHUNK_MAX_ITEMS)
+    assert page is not None
+    assert [f.object_id for f in page.failures or []] == [f.object_id for f in outcomes[-1].failures]
+
+
 def test_failures_are_those_of_the_current_attempt(store: TaskStore, request: pytest.FixtureRequest) -> None:
     task = started(store, make_task("a", chunk_count=2))
     assert stored(store, task).failures is None

@@ -504,3 +504,53 @@ def test_a_chunk_delivered_twice_in_one_group_is_applied_and_counted_once(
     task = now(store)
     assert task.status is TaskStatus.DONE
     assert counters(task) == (2, 4, 1, 1)
+
+
+def test_a_group_is_read_in_one_call_started_once_and_recorded_in_one_call(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    put(store)
+    store.calls.clear()
+    assert processor.process_chunks([ref(0), ref(1)], DEADLINE) == [Delivery.RECORDED, Delivery.RECORDED]
+    # One read; the task started once (the second chunk sees it running); one record; the
+    # final read, and the move to done.
+    assert store.calls == ["read_deliveries", "transition", "record_chunks", "get_task", "transition"]
+    assert action.seen[0][0].status is TaskStatus.RUNNING
+    assert counters(now(store)) == (2, 4, 1, 1)
+
+
+def test_a_group_whose_chunk_another_delivery_records_meanwhile_counts_it_once(
+    processor: ChunkProcessor, store: MemoryTaskStore
+) -> None:
+    put(store, TaskStatus.RUNNING)
+    elsewhere = ChunkProcessor(store, {UPSERTION: ScriptedAction()})
+    store.before("record_chunks", lambda: elsewhere.process(ref(1), DEADLINE))
+    assert processor.process_chunks([ref(0), ref(1)], DEADLINE) == [Delivery.RECORDED, Delivery.DUPLICATE]
+    task = now(store)
+    assert task.status is TaskStatus.DONE
+    assert counters(task) == (2, 4, 1, 1)
+    assert task.failures == [ItemFailure("bad-a1", "bad item")]
+
+
+def test_a_group_whose_first_chunk_is_not_stored_fails_the_task_and_applies_nothing_after(
+    processor: ChunkProcessor, store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    """The first chunk fails the task; the second reads again (the group's read is stale) and
+    finds it finished."""
+    task = put(store, TaskStatus.RUNNING)
+    store.forget_chunks(UPSERTION, "t", task.chunk_source, only=0)
+    deliveries = processor.process_chunks([ref(0), ref(1)], DEADLINE)
+    assert deliveries == [Delivery.TASK_FAILED, Delivery.ALREADY_FINISHED]
+    assert action.calls == 0
+    assert now(store).status is TaskStatus.FAILED
+
+
+def test_metrics_hear_each_chunk_of_a_group_with_the_groups_time(
+    store: MemoryTaskStore, action: ScriptedAction
+) -> None:
+    ticks = iter([10.0, 10.5])
+    metrics = RecordingMetrics()
+    processor = ChunkProcessor(store, {UPSERTION: action}, metrics=metrics, monotonic=lambda: next(ticks))
+    put(store)
+    assert processor.process_chunks([ref(0), ref(1)], DEADLINE) == [Delivery.RECORDED, Delivery.RECORDED]
+    assert metrics.recorded == [(UPSERTION, 1, 1, 0.5), (UPSERTION, 3, 0, 0.5)]

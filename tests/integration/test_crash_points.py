@@ -1,13 +1,13 @@
-"""Crash points: for every AWS and OpenSearch call on the paths create, worker, dead-letter,
-restart, cancel, reconcile, the completion event and an import from S3 (its create, the
-listing of its objects, the reading of one), one scenario per way that one call can
-fail (it raises before it is sent; it is applied and its answer is lost; the process dies right
-after it). Then the system goes on as on AWS: the client retries as the README says (the same
-create with the task_id it sent or was given; a transition with the attempt it saw), SQS
-redelivers, the stream is read again from the last record done with, the reconciler runs.
-After each scenario every task is final, its progress exact, every item is in the index or
-listed failed exactly once, the index holds exactly what succeeded, and the task's final
-transition was announced on the bus (at least once).
+"""Crash points: for every AWS and OpenSearch call on the paths create, worker (a chunk alone,
+and chunks together), dead-letter, restart, cancel, reconcile, the completion event and an
+import from S3 (its create, the listing of its objects, the reading of one), one scenario per
+way that one call can fail (it raises before it is sent; it is applied and its answer is lost;
+the process dies right after it). Then the system goes on as on AWS: the client retries as the
+README says (the same create with the task_id it sent or was given; a transition with the
+attempt it saw), SQS redelivers, the stream is read again from the last record done with, the
+reconciler runs. After each scenario every task is final, its progress exact, every item is in
+the index or listed failed exactly once, the index holds exactly what succeeded, and the task's
+final transition was announced on the bus (at least once).
 
 The calls of each path are declared in SITES; a call a path makes that SITES does not list (a
 new call site, which would have no scenarios) fails `test_every_call_site_has_its_scenarios`.
@@ -343,6 +343,16 @@ def path_worker_last(h: Harness, name: str, plan: FaultPlan | None) -> tuple[lis
     return created, "done"
 
 
+def path_worker_group(h: Harness, name: str, plan: FaultPlan | None) -> tuple[list[Created], str]:
+    """Both chunks in one invocation, in a cold container (whatever the scenario before left):
+    read together, one `_bulk`, recorded in one transaction, and the task finished."""
+    created = h.create(name)
+    wiring.reset()
+    h.deliver("TaskWorkerFunction", plan, messages=2)
+    h.go_on(created)
+    return created, "done"
+
+
 def path_dead_letter(h: Harness, name: str, plan: FaultPlan | None) -> tuple[list[Created], str]:
     created = h.create(name)
     h.to_dead_letters()
@@ -414,6 +424,7 @@ PATHS: dict[str, Path] = {
     "create": path_create,
     "worker, first chunk": path_worker_first,
     "worker, last chunk": path_worker_last,
+    "worker, both chunks together": path_worker_group,
     "dead-letter": path_dead_letter,
     "restart": path_restart,
     "cancel": path_cancel,
@@ -464,6 +475,17 @@ SITES: dict[str, list[str]] = {
         "dynamodb.GetItem @ DynamoTaskStore.get_task #0",
         "dynamodb.TransactWriteItems @ DynamoTaskStore.record_chunk #0",
         "dynamodb.UpdateItem @ DynamoTaskStore.transition #0",
+        "opensearch.POST /{index}/_bulk @ OpenSearchVectorIndex.upsert #0",
+        "sqs.DeleteMessageBatch @ event source #0",
+        "sqs.ReceiveMessage @ event source #0",
+    ],
+    "worker, both chunks together": [
+        "dynamodb.BatchGetItem @ DynamoTaskStore.read_deliveries #0",
+        "dynamodb.GetItem @ DynamoTaskStore.get_task #0",
+        "dynamodb.TransactWriteItems @ DynamoTaskStore.record_chunks #0",
+        "dynamodb.UpdateItem @ DynamoTaskStore.transition #0",
+        "dynamodb.UpdateItem @ DynamoTaskStore.transition #1",
+        "opensearch.HEAD /{index} @ OpenSearchVectorIndex.index_exists #0",
         "opensearch.POST /{index}/_bulk @ OpenSearchVectorIndex.upsert #0",
         "sqs.DeleteMessageBatch @ event source #0",
         "sqs.ReceiveMessage @ event source #0",

@@ -18,7 +18,7 @@ import gzip as gzip_module
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -96,10 +96,14 @@ class MemoryTaskStore:
             key = (kind, task_id)
             self._tasks[key] = replace(self._tasks[key], **fields)
 
-    def forget_chunks(self, kind: TaskKind, task_id: str, source: str) -> None:
-        """Lose a task's stored chunks (a create that died before storing them, an expiry)."""
+    def forget_chunks(self, kind: TaskKind, task_id: str, source: str, only: int | None = None) -> None:
+        """Lose a task's stored chunks (a create that died before storing them, an expiry), or
+        only chunk `only`."""
         with self._lock:
-            self._chunks.pop((kind, task_id, source), None)
+            if only is None:
+                self._chunks.pop((kind, task_id, source), None)
+            else:
+                self._chunks.get((kind, task_id, source), {}).pop(only, None)
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -295,6 +299,9 @@ class MemoryTaskStore:
 
     def read_delivery(self, ref: ChunkRef) -> ChunkDelivery:
         self._enter("read_delivery")
+        return self._delivery(ref)
+
+    def _delivery(self, ref: ChunkRef) -> ChunkDelivery:
         with self._lock:
             stored = self._tasks.get((ref.kind, ref.task_id))
             result = self._results.get((ref.kind, ref.task_id), {}).get(ref.chunk)
@@ -305,9 +312,31 @@ class MemoryTaskStore:
                 items=_round_trip(items) if items is not None else None,
             )
 
+    def read_deliveries(self, refs: Sequence[ChunkRef]) -> list[ChunkDelivery]:
+        """Every chunk's delivery from one view of the store, as DynamoTaskStore's one read."""
+        self._enter("read_deliveries")
+        if len({(ref.kind, ref.task_id) for ref in refs}) > 1:
+            raise ValueError("read_deliveries takes the chunks of one task")
+        with self._lock:
+            return [self._delivery(ref) for ref in refs]
+
+    def record_chunks(self, refs: Sequence[ChunkRef], outcomes: Sequence[ChunkOutcome], now: datetime) -> list[bool]:
+        """All of them, or, when one would not be recorded, each on its own (DynamoTaskStore's
+        transaction, and its fallback)."""
+        self._enter("record_chunks")
+        if len({(ref.kind, ref.task_id, ref.attempt) for ref in refs}) > 1:
+            raise ValueError("record_chunks takes the chunks of one task and attempt")
+        if len({ref.chunk for ref in refs}) != len(refs) or len(refs) != len(outcomes):
+            raise ValueError("record_chunks takes each chunk once, with its outcome")
+        with self._lock:
+            return [self._record(ref, outcome, now) for ref, outcome in zip(refs, outcomes, strict=True)]
+
     def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool:
         """The result and the counters together, or neither (DynamoTaskStore's transaction)."""
         self._enter("record_chunk")
+        return self._record(ref, outcome, now)
+
+    def _record(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool:
         with self._lock:
             results = self._results.setdefault((ref.kind, ref.task_id), {})
             previous = results.get(ref.chunk)

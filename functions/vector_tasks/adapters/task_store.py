@@ -53,7 +53,7 @@ from vector_tasks.adapters.task_keys import (
     version_counter_pk,
 )
 from vector_tasks.domain.errors import ChunkNotStored
-from vector_tasks.domain.limits import FAILURES_DEFAULT_LIMIT
+from vector_tasks.domain.limits import CHUNK_MAX_STORED_BYTES, FAILURES_DEFAULT_LIMIT
 from vector_tasks.domain.model import (
     ORIGINAL_CHUNKS,
     READ_COMPLETE,
@@ -74,8 +74,50 @@ from vector_tasks.domain.model import (
 )
 from vector_tasks.domain.sources import SourceObject, StepRead
 
-# DynamoDB's limit on the items of one TransactWriteItems.
+# DynamoDB's limits on one TransactWriteItems: its actions, and the aggregate size of the items
+# they write.
 _TRANSACTION_ITEMS = 100
+TRANSACTION_MAX_BYTES = 4 * 1024 * 1024
+# What `record_chunks` leaves of that size for the task item its counters update (a few KB).
+_TASK_ITEM_ALLOWANCE = 64 * 1024
+# The chunks one transaction renews: DynamoDB counts the size of the items an Update changes,
+# and a stored chunk may hold CHUNK_MAX_STORED_BYTES (13 chunks; 100 of them could be 30 MB).
+RENEWALS_PER_TRANSACTION = min(_TRANSACTION_ITEMS, TRANSACTION_MAX_BYTES // (CHUNK_MAX_STORED_BYTES + 1024))
+# BatchGetItem's limit is 100 keys: the task's, and two for each chunk (its result and itself).
+DELIVERIES_PER_READ = 49
+
+
+def _attribute_bytes(value: Any) -> int:
+    """The size DynamoDB counts for a value of a result item, rounded up (a number at most 21)."""
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, bool) or value is None:
+        return 1
+    if isinstance(value, int):
+        return 21
+    return len(value.value if hasattr(value, "value") else value)  # bytes, or boto3's Binary
+
+
+def _result_bytes(result: dict[str, Any]) -> int:
+    return sum(len(name.encode()) + _attribute_bytes(value) for name, value in result.items())
+
+
+def _transaction_groups(
+    results: list[tuple[ChunkRef, dict[str, Any], ChunkOutcome]],
+) -> list[list[tuple[ChunkRef, dict[str, Any], ChunkOutcome]]]:
+    """Consecutive results in groups that one transaction holds with the task's update: at most
+    _TRANSACTION_ITEMS - 1 puts, and TRANSACTION_MAX_BYTES with the task item's allowance."""
+    budget = TRANSACTION_MAX_BYTES - _TASK_ITEM_ALLOWANCE
+    groups: list[list[tuple[ChunkRef, dict[str, Any], ChunkOutcome]]] = []
+    size = 0
+    for entry in results:
+        entry_size = _result_bytes(entry[1])
+        if not groups or len(groups[-1]) == _TRANSACTION_ITEMS - 1 or size + entry_size > budget:
+            groups.append([])
+            size = 0
+        groups[-1].append(entry)
+        size += entry_size
+    return groups
 
 
 def conflict_retry_policy() -> RetryPolicy:
@@ -364,14 +406,15 @@ class DynamoTaskStore:
                 batch.put_item(Item=chunk_item(kind, task_id, source, number, items, expires_at))
 
     def renew_chunks(self, task: Task, source: str, chunk_count: int, now: datetime) -> None:
-        """One transaction per 100 chunks, each update conditioned on the chunk being stored and
-        not past its expiry (chunks written before expiry existed have none). A group the chunk
-        table lacks is renewed where it was written before that table existed."""
+        """One transaction per RENEWALS_PER_TRANSACTION chunks, each update conditioned on the
+        chunk being stored and not past its expiry (chunks written before expiry existed have
+        none). A group the chunk table lacks is renewed where it was written before that table
+        existed."""
         pk = task_pk(task.kind, task.task_id)
         expires_at = self._retention.items_expire_at(now)
         tables = self._chunk_tables()
-        for start in range(0, chunk_count, _TRANSACTION_ITEMS):
-            numbers = list(range(start, min(start + _TRANSACTION_ITEMS, chunk_count)))
+        for start in range(0, chunk_count, RENEWALS_PER_TRANSACTION):
+            numbers = list(range(start, min(start + RENEWALS_PER_TRANSACTION, chunk_count)))
             if any(self._renew_group(table, pk, source, numbers, expires_at, now) for table in tables):
                 continue
             # An import read across the change to a chunk table has chunks in both tables.
@@ -469,21 +512,44 @@ class DynamoTaskStore:
         after the pauses of `conflict_retry`; still unprocessed after its tries, this raises
         and the delivery comes back.
         """
-        pk = task_pk(ref.kind, ref.task_id)
-        keys = {
-            (self._table_name, TASK_SK): "task",
-            (self._table_name, result_sk(ref.chunk)): "result",
-            (self._chunk_table_name, chunk_sk(ref.source, ref.chunk)): "chunk",
-        }
+        (delivery,) = self._read_deliveries([ref])
+        return delivery
+
+    def read_deliveries(self, refs: Sequence[ChunkRef]) -> list[ChunkDelivery]:
+        """`read_delivery` of chunks of one task, in one BatchGetItem for every
+        DELIVERIES_PER_READ of them (the task once, each chunk's result and the chunk)."""
+        return [
+            delivery
+            for start in range(0, len(refs), DELIVERIES_PER_READ)
+            for delivery in self._read_deliveries(refs[start : start + DELIVERIES_PER_READ])
+        ]
+
+    def _read_deliveries(self, refs: Sequence[ChunkRef]) -> list[ChunkDelivery]:
+        pks = {task_pk(ref.kind, ref.task_id) for ref in refs}
+        if len(pks) != 1:
+            raise ValueError("read_deliveries takes the chunks of one task")
+        (pk,) = pks
+        task_key = (self._table_name, TASK_SK)
+        # In order, each once (BatchGetItem refuses a key asked twice).
+        wanted_keys = dict.fromkeys([task_key])
+        for ref in refs:
+            wanted_keys.update(
+                dict.fromkeys(
+                    [
+                        (self._table_name, result_sk(ref.chunk)),
+                        (self._chunk_table_name, chunk_sk(ref.source, ref.chunk)),
+                    ]
+                )
+            )
         wanted: dict[str, Any] = {}
-        for table, sk in keys:
+        for table, sk in wanted_keys:
             wanted.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append({"pk": pk, "sk": sk})
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[tuple[str, str], dict[str, Any]] = {}
         policy = self._conflict_retry
         for attempt in range(policy.attempts):
             response = self._client.batch_get_item(RequestItems=wanted)
             for table, rows in response.get("Responses", {}).items():
-                found.update((keys[(table, str(row["sk"]))], row) for row in rows if (table, str(row["sk"])) in keys)
+                found.update(((table, str(row["sk"])), row) for row in rows if (table, str(row["sk"])) in wanted_keys)
             # Asked again as strongly consistent reads, whatever the answer repeats of the request.
             wanted = {
                 table: {"Keys": left["Keys"], "ConsistentRead": True}
@@ -496,13 +562,20 @@ class DynamoTaskStore:
                 self._sleep(policy.delay(attempt + 1))
         else:
             left = sum(len(table["Keys"]) for table in wanted.values())
-            raise RuntimeError(f"DynamoDB left {left} keys of {ref} unprocessed after {policy.attempts} tries")
-        task_row, result, chunk = (found.get(name) for name in ("task", "result", "chunk"))
-        return ChunkDelivery(
-            task=task_from(task_row) if task_row is not None else None,
-            recorded=result is not None and int(result["attempt"]) >= ref.attempt,
-            items=chunk_items(chunk) if chunk is not None else None,
-        )
+            raise RuntimeError(f"DynamoDB left {left} keys of {list(refs)} unprocessed after {policy.attempts} tries")
+        task_row = found.get(task_key)
+        deliveries = []
+        for ref in refs:
+            result = found.get((self._table_name, result_sk(ref.chunk)))
+            chunk = found.get((self._chunk_table_name, chunk_sk(ref.source, ref.chunk)))
+            deliveries.append(
+                ChunkDelivery(
+                    task=task_from(task_row) if task_row is not None else None,
+                    recorded=result is not None and int(result["attempt"]) >= ref.attempt,
+                    items=chunk_items(chunk) if chunk is not None else None,
+                )
+            )
+        return deliveries
 
     def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool:
         """Record a chunk's result and add it to the task's counters, once per attempt.
@@ -511,8 +584,42 @@ class DynamoTaskStore:
         another attempt or to a status that no longer counts work.
         """
         # Expiry runs on the wall clock, as DynamoDB's TTL does (`now` is the caller's event time).
-        result = result_item(ref, outcome, self._retention.items_expire_at(utc_now()))
-        transaction = [
+        expires_at = self._retention.items_expire_at(utc_now())
+        transaction = self._record_transaction([(ref, result_item(ref, outcome, expires_at), outcome)], now)
+        return self._transacted(lambda: self._client.transact_write_items(TransactItems=transaction))
+
+    def record_chunks(self, refs: Sequence[ChunkRef], outcomes: Sequence[ChunkOutcome], now: datetime) -> list[bool]:
+        """`record_chunk` of chunks of one task and attempt, in one transaction for as many as
+        fit in one (_TRANSACTION_ITEMS, TRANSACTION_MAX_BYTES), all of them or none. When a
+        condition does not hold (one of them was recorded already, or the task moved on), each
+        of that transaction's chunks is recorded on its own, so each answer is record_chunk's."""
+        if len({(ref.kind, ref.task_id, ref.attempt) for ref in refs}) > 1:
+            raise ValueError("record_chunks takes the chunks of one task and attempt")
+        if len({ref.chunk for ref in refs}) != len(refs) or len(refs) != len(outcomes):
+            raise ValueError("record_chunks takes each chunk once, with its outcome")
+        expires_at = self._retention.items_expire_at(utc_now())
+        recorded: list[bool] = []
+        for group in _transaction_groups(
+            [(ref, result_item(ref, outcome, expires_at), outcome) for ref, outcome in zip(refs, outcomes, strict=True)]
+        ):
+            transaction = self._record_transaction(group, now)
+            # The lambda is called before the loop moves on; made here, it names the call site.
+            if self._transacted(lambda: self._client.transact_write_items(TransactItems=transaction)):  # noqa: B023
+                recorded.extend(True for _ in group)
+            elif len(group) == 1:
+                recorded.append(False)
+            else:
+                recorded.extend(self.record_chunk(ref, outcome, now) for ref, _, outcome in group)
+        return recorded
+
+    def _record_transaction(
+        self, results: Sequence[tuple[ChunkRef, dict[str, Any], ChunkOutcome]], now: datetime
+    ) -> list[dict[str, Any]]:
+        """Each result put, if its chunk is not recorded for this attempt, and their sums added
+        to the task's counters, if the task still counts this attempt's work: all or none."""
+        ref = results[0][0]
+        outcomes = [outcome for _, _, outcome in results]
+        transaction: list[dict[str, Any]] = [
             {
                 "Put": {
                     "TableName": self._table_name,
@@ -520,39 +627,42 @@ class DynamoTaskStore:
                     "ConditionExpression": "attribute_not_exists(pk) OR attempt < :attempt",
                     "ExpressionAttributeValues": {":attempt": ref.attempt},
                 }
-            },
+            }
+            for _, result, _ in results
+        ]
+        transaction.append(
             {
                 "Update": {
                     "TableName": self._table_name,
-                    "Key": {"pk": result["pk"], "sk": TASK_SK},
-                    "UpdateExpression": "ADD succeeded :s, failed :f, errors :e, superseded :sup, chunks_done :one "
+                    "Key": {"pk": task_pk(ref.kind, ref.task_id), "sk": TASK_SK},
+                    "UpdateExpression": "ADD succeeded :s, failed :f, errors :e, superseded :sup, chunks_done :n "
                     "SET updated_at = :now",
                     # A canceled task still counts a chunk that was already under way:
                     # its vectors are written, and progress should say so.
                     "ConditionExpression": "attempt = :attempt AND #status IN (:running, :canceled)",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": {
-                        ":s": outcome.succeeded,
-                        ":f": len(outcome.failures),
-                        ":e": outcome.errors,
-                        ":sup": outcome.superseded,
-                        ":one": 1,
+                        ":s": sum(o.succeeded for o in outcomes),
+                        ":f": sum(len(o.failures) for o in outcomes),
+                        ":e": sum(o.errors for o in outcomes),
+                        ":sup": sum(o.superseded for o in outcomes),
+                        ":n": len(outcomes),
                         ":now": now.isoformat(),
                         ":attempt": ref.attempt,
                         ":running": TaskStatus.RUNNING.value,
                         ":canceled": TaskStatus.CANCELED.value,
                     },
                 }
-            },
-        ]
+            }
+        )
+        return transaction
+
+    def _transacted(self, write: Callable[[], object]) -> bool:
+        """A chunk transaction (`write`, made in the public method, which names the call site):
+        retried while another transaction holds the task item; False when a condition failed."""
         try:
             return _applied(
-                lambda: call_with_retries(
-                    lambda: self._client.transact_write_items(TransactItems=transaction),
-                    _is_transaction_conflict,
-                    self._conflict_retry,
-                    sleep=self._sleep,
-                )
+                lambda: call_with_retries(write, _is_transaction_conflict, self._conflict_retry, sleep=self._sleep)
             )
         except RetriesExhausted as exc:
             raise exc.last from None  # still conflicting after every attempt: the chunk comes back

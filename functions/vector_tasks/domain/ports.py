@@ -70,7 +70,19 @@ class TaskStore(Protocol):
         `ref.source` (None when not stored there), in one read."""
         ...
 
-    def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool: ...
+    def read_deliveries(self, refs: Sequence[ChunkRef]) -> list[ChunkDelivery]:
+        """`read_delivery` of each of chunks of one task, in as few reads as the store allows."""
+        ...
+
+    def record_chunk(self, ref: ChunkRef, outcome: ChunkOutcome, now: datetime) -> bool:
+        """Record a chunk's result with the task's counters, once per attempt: False when this
+        attempt recorded it already, or the task no longer counts this attempt's work."""
+        ...
+
+    def record_chunks(self, refs: Sequence[ChunkRef], outcomes: Sequence[ChunkOutcome], now: datetime) -> list[bool]:
+        """`record_chunk` of each of chunks of one task and attempt (each chunk once), each
+        answer as record_chunk would give it, in as few writes as the store allows."""
+        ...
 
     # -- imports -----------------------------------------------------------------------------
     def save_source_objects(

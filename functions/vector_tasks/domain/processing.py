@@ -4,8 +4,10 @@ For every chunk message the processor reads the task, the chunk's result and the
 request, checks the task first (fencing on `attempt`, cooperative cancel), applies the chunk,
 then records the result and the counters in one conditional write, so a chunk delivered twice
 is counted once. The delivery that records the last chunk moves the task to its final status.
-Chunks of one task and attempt delivered together are applied in one write to the index (a
-larger `_bulk`), each still admitted and recorded on its own.
+Chunks of one task and attempt delivered together are read in one request, applied in one
+write to the index (a larger `_bulk`) and recorded in one transaction: each is still admitted
+as if alone, and recorded once (a group whose transaction finds one recorded already records
+each on its own).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Protocol
 
 from vector_tasks.domain.errors import ChunkNotStored, TaskCannotRun
 from vector_tasks.domain.model import (
+    ChunkDelivery,
     ChunkOutcome,
     ChunkRef,
     Item,
@@ -106,14 +109,16 @@ class ChunkProcessor:
         self._metrics = metrics or NoChunkMetrics()
         self._monotonic = monotonic
 
-    def _admit(self, ref: ChunkRef) -> tuple[Task, list[Item] | None] | Delivery:
+    def _admit(self, ref: ChunkRef, read: ChunkDelivery | None = None) -> tuple[Task, list[Item] | None] | Delivery:
         """The task and the chunk's items as read with it, if this delivery should be worked on,
-        else why not. Task, recorded check and items are one read (`TaskStore.read_delivery`).
+        else why not. Task, recorded check and items are one read (`TaskStore.read_delivery`),
+        or `read`, made with the other chunks of its group.
 
         A chunk this attempt already recorded is a duplicate; the delivery that recorded it may
         have died before finishing the task, so this one finishes it if every chunk is in.
         """
-        read = self._store.read_delivery(ref)
+        if read is None:
+            read = self._store.read_delivery(ref)
         task = read.task
         if task is None:
             return Delivery.TASK_MISSING
@@ -155,9 +160,10 @@ class ChunkProcessor:
         return delivery
 
     def process_chunks(self, refs: Sequence[ChunkRef], deadline: float) -> list[Delivery]:
-        """Deliveries of chunks of one task and attempt, applied together: each is admitted
-        (fencing, cancel, duplicates) as if alone, the admitted ones are written to the index
-        in one action, then each is recorded on its own. What a delivery is, per chunk."""
+        """Deliveries of chunks of one task and attempt, applied together: read together, each
+        is admitted (fencing, cancel, duplicates) as if alone, the admitted ones are written to
+        the index in one action, then recorded together, each once. What a delivery is, per
+        chunk."""
         if len({(ref.kind, ref.task_id, ref.attempt) for ref in refs}) > 1:
             raise ValueError("process_chunks takes the chunks of one task and attempt")
         # A message delivered twice in one batch (SQS is at least once) is handled once.
@@ -168,17 +174,21 @@ class ChunkProcessor:
         deliveries: dict[int, Delivery] = {}
         admitted: list[tuple[int, ChunkRef, list[Item]]] = []
         task: Task | None = None
-        for n, ref in enumerate(refs):
-            if first_of[ref.chunk] != n:
+        firsts = [(n, ref) for n, ref in enumerate(refs) if first_of[ref.chunk] == n]
+        stale = False  # once the task failed, what the group read of it is: the rest read again
+        for (n, ref), read in zip(firsts, self._read([ref for _, ref in firsts]), strict=True):
+            if task is not None and read.task is not None:
+                # The group's task as the chunks before this one left it (started, say).
+                read = ChunkDelivery(task, read.recorded, read.items)
+            admission = self._admit(ref, None if stale else read)
+            if isinstance(admission, Delivery):
+                deliveries[n] = admission
                 continue
-            read = self._admit(ref)
-            if isinstance(read, Delivery):
-                deliveries[n] = read
-                continue
-            task, from_read = read
+            task, from_read = admission
             items = self._items(ref, task, from_read)
             if items is None:
                 deliveries[n] = Delivery.TASK_FAILED
+                stale = True
                 continue
             admitted.append((n, ref, items))
         if admitted and task is not None:
@@ -188,8 +198,8 @@ class ChunkProcessor:
                 self._fail(task, exc.message)
                 deliveries.update({n: Delivery.TASK_FAILED for n, _, _ in admitted})
             else:
-                for (n, ref, _), outcome in zip(admitted, outcomes, strict=True):
-                    deliveries[n] = self._record_only(ref, outcome, started)
+                recorded = self._record_group([ref for _, ref, _ in admitted], outcomes, started)
+                deliveries.update({n: delivery for (n, _, _), delivery in zip(admitted, recorded, strict=True)})
                 self._finish(refs[0])
         again = {Delivery.RECORDED: Delivery.DUPLICATE}
         for n, ref in enumerate(refs):
@@ -235,6 +245,21 @@ class ChunkProcessor:
         delivery = self._record_only(ref, outcome, started)
         self._finish(ref)
         return delivery
+
+    def _read(self, refs: list[ChunkRef]) -> list[ChunkDelivery]:
+        """A group of one is read as one chunk; a larger one in one call (TaskStore.read_deliveries)."""
+        return [self._store.read_delivery(refs[0])] if len(refs) == 1 else self._store.read_deliveries(refs)
+
+    def _record_group(self, refs: list[ChunkRef], outcomes: list[ChunkOutcome], started: float) -> list[Delivery]:
+        """A group of one is recorded as one chunk; a larger one in one call (TaskStore.record_chunks)."""
+        if len(refs) == 1:
+            return [self._record_only(refs[0], outcomes[0], started)]
+        recorded = self._store.record_chunks(refs, outcomes, utc_now())
+        seconds = self._monotonic() - started
+        for ref, outcome, done in zip(refs, outcomes, recorded, strict=True):
+            if done:
+                self._metrics.chunk_recorded(ref.kind, outcome, seconds)
+        return [Delivery.RECORDED if done else Delivery.DUPLICATE for done in recorded]
 
     def _record_only(self, ref: ChunkRef, outcome: ChunkOutcome, started: float) -> Delivery:
         recorded = self._store.record_chunk(ref, outcome, utc_now())
