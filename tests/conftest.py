@@ -10,14 +10,17 @@ import pytest
 from devstack.moto_server import (
     attribute_values_picked_directly,
     lighter_transaction_snapshots,
+    sends_without_counting_the_queue,
     transactions_limited_to_4_mb,
 )
 from vector_tasks import wiring
 
 # moto in this process (the integration tier's mock_aws) snapshots transactions, refuses one past
-# 4 MB and serialises AttributeValues as the local stack's moto server does.
+# 4 MB, sends messages without counting the queue and serialises AttributeValues as the local
+# stack's moto server does.
 lighter_transaction_snapshots()
 transactions_limited_to_4_mb()
+sends_without_counting_the_queue()
 attribute_values_picked_directly()
 
 # Each tier's directory and the marker (declared in pyproject.toml) its tests carry, so that
