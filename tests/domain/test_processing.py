@@ -554,3 +554,11 @@ def test_metrics_hear_each_chunk_of_a_group_with_the_groups_time(
     put(store)
     assert processor.process_chunks([ref(0), ref(1)], DEADLINE) == [Delivery.RECORDED, Delivery.RECORDED]
     assert metrics.recorded == [(UPSERTION, 1, 1, 0.5), (UPSERTION, 3, 0, 0.5)]
+
+
+def test_an_empty_group_asks_the_store_nothing(processor: ChunkProcessor, store: MemoryTaskStore) -> None:
+    """The worker passes none when its invocation has no time left for any chunk."""
+    put(store)
+    store.calls.clear()
+    assert processor.process_chunks([], DEADLINE) == []
+    assert store.calls == []

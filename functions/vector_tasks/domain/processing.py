@@ -248,7 +248,9 @@ class ChunkProcessor:
 
     def _read(self, refs: list[ChunkRef]) -> list[ChunkDelivery]:
         """A group of one is read as one chunk; a larger one in one call (TaskStore.read_deliveries)."""
-        return [self._store.read_delivery(refs[0])] if len(refs) == 1 else self._store.read_deliveries(refs)
+        if len(refs) <= 1:
+            return [self._store.read_delivery(ref) for ref in refs]
+        return self._store.read_deliveries(refs)
 
     def _record_group(self, refs: list[ChunkRef], outcomes: list[ChunkOutcome], started: float) -> list[Delivery]:
         """A group of one is recorded as one chunk; a larger one in one call (TaskStore.record_chunks)."""
