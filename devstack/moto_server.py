@@ -252,7 +252,8 @@ def lighter_transaction_snapshots() -> None:
     BaseResponse._enrich_response = staticmethod(enrich_xml_response)  # type: ignore[method-assign]
 
 
-# DynamoDB's bound on the aggregate size of the items of one TransactWriteItems.
+# DynamoDB's bound on the aggregate size of the items of one TransactWriteItems. Stated here on
+# its own, not taken from the task store's twin: the emulator must not share the code's mistakes.
 TRANSACTION_MAX_BYTES = 4 * 1024 * 1024
 
 

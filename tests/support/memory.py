@@ -40,6 +40,7 @@ from vector_tasks.domain.model import (
     TaskStatus,
     UnfinishedPage,
     cap_failure_detail,
+    check_record_group,
     item_object_id,
 )
 from vector_tasks.domain.sources import FIRST_POSITION, ImportStep, ObjectRead, SourceObject, SourceUnreadable, StepRead
@@ -324,10 +325,7 @@ class MemoryTaskStore:
         """All of them, or, when one would not be recorded, each on its own (DynamoTaskStore's
         transaction, and its fallback)."""
         self._enter("record_chunks")
-        if len({(ref.kind, ref.task_id, ref.attempt) for ref in refs}) > 1:
-            raise ValueError("record_chunks takes the chunks of one task and attempt")
-        if len({ref.chunk for ref in refs}) != len(refs) or len(refs) != len(outcomes):
-            raise ValueError("record_chunks takes each chunk once, with its outcome")
+        check_record_group(refs, outcomes)
         with self._lock:
             return [self._record(ref, outcome, now) for ref, outcome in zip(refs, outcomes, strict=True)]
 

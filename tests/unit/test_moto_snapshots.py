@@ -11,21 +11,14 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from tests.support.moto_tables import create_pk_sk_table
+
 
 @pytest.fixture
 def table(aws_credentials: None) -> Any:
     with mock_aws():
         client = boto3.client("dynamodb")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
+        create_pk_sk_table(client, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
         client.put_item(
             TableName="t",
             Item={"pk": {"S": "a"}, "sk": {"S": "TASK"}, "n": {"N": "1"}, "m": {"M": {"l": {"L": [{"N": "1"}]}}}},

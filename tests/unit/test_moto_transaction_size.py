@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from tests.support.moto_tables import create_pk_sk_table
 from vector_tasks.adapters.task_keys import chunk_sk
 from vector_tasks.adapters.task_store import RENEWALS_PER_TRANSACTION, DynamoTaskStore
 from vector_tasks.domain.model import ORIGINAL_CHUNKS, Task, TaskKind, TaskStatus
@@ -26,15 +27,7 @@ T0 = datetime(2026, 12, 4, tzinfo=UTC)
 def client(aws_credentials: None) -> Any:
     with mock_aws():
         client = boto3.client("dynamodb")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_pk_sk_table(client)
         yield client
 
 

@@ -69,6 +69,7 @@ from vector_tasks.domain.model import (
     TaskPage,
     TaskStatus,
     UnfinishedPage,
+    check_record_group,
     item_object_id,
     utc_now,
 )
@@ -593,10 +594,7 @@ class DynamoTaskStore:
         fit in one (_TRANSACTION_ITEMS, TRANSACTION_MAX_BYTES), all of them or none. When a
         condition does not hold (one of them was recorded already, or the task moved on), each
         of that transaction's chunks is recorded on its own, so each answer is record_chunk's."""
-        if len({(ref.kind, ref.task_id, ref.attempt) for ref in refs}) > 1:
-            raise ValueError("record_chunks takes the chunks of one task and attempt")
-        if len({ref.chunk for ref in refs}) != len(refs) or len(refs) != len(outcomes):
-            raise ValueError("record_chunks takes each chunk once, with its outcome")
+        check_record_group(refs, outcomes)
         expires_at = self._retention.items_expire_at(utc_now())
         recorded: list[bool] = []
         for group in _transaction_groups(

@@ -6,6 +6,7 @@ import enum
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -258,6 +259,15 @@ class ChunkRef:
     attempt: int
     chunk: int
     source: str = ORIGINAL_CHUNKS
+
+
+def check_record_group(refs: Sequence[ChunkRef], outcomes: Sequence[ChunkOutcome]) -> None:
+    """What `TaskStore.record_chunks` takes: chunks of one task and attempt, each once, with an
+    outcome each; ValueError otherwise (every store refuses the same)."""
+    if len({(ref.kind, ref.task_id, ref.attempt) for ref in refs}) > 1:
+        raise ValueError("record_chunks takes the chunks of one task and attempt")
+    if len({ref.chunk for ref in refs}) != len(refs) or len(refs) != len(outcomes):
+        raise ValueError("record_chunks takes each chunk once, with its outcome")
 
 
 @dataclass(frozen=True)
